@@ -1,0 +1,18 @@
+"""Errors meant for people: each names the file or subject at fault and what to do."""
+
+from __future__ import annotations
+
+
+class BrainSegFounderError(Exception):
+    """Base class of every error this package raises on purpose.
+
+    Command lines catch it and print its message without a traceback.
+    """
+
+
+class DataError(BrainSegFounderError):
+    """Input data is missing, unreadable or inconsistent (names the subject and file)."""
+
+
+class WeightsError(BrainSegFounderError):
+    """A weights file cannot be read or does not fit the network."""

@@ -1,0 +1,80 @@
+"""Swin UNETR presets by name, as in the BrainSegFounder paper.
+
+All three presets use MONAI's :class:`~monai.networks.nets.SwinUNETR` unchanged (feature size 48,
+window 7, patch 2, heads 3-6-12-24), so that released weights and MONAI tooling load as they are.
+
+Example:
+    >>> from brainsegfounder.models.presets import build_swin_unetr
+    >>> net = build_swin_unetr("tiny", in_channels=4, out_channels=3, feature_size=12)
+    >>> round(sum(p.numel() for p in net.parameters()) / 1e6, 2)
+    4.08
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monai.networks.nets import SwinUNETR
+
+__all__ = ["SwinUNETRPreset", "PRESETS", "build_swin_unetr", "count_parameters"]
+
+
+@dataclass(frozen=True)
+class SwinUNETRPreset:
+    """Depths and heads of one named Swin UNETR size (the encoder's four stages)."""
+
+    name: str
+    depths: tuple[int, int, int, int]
+    num_heads: tuple[int, int, int, int] = (3, 6, 12, 24)
+    feature_size: int = 48
+
+
+PRESETS: dict[str, SwinUNETRPreset] = {
+    "tiny": SwinUNETRPreset("tiny", depths=(2, 2, 2, 2)),
+    # "BrainSegFounder-Small", the paper's best model (~64 M parameters).
+    "small": SwinUNETRPreset("small", depths=(2, 2, 6, 2)),
+    "base": SwinUNETRPreset("base", depths=(2, 2, 18, 2)),
+}
+
+
+def build_swin_unetr(
+    preset: str = "small",
+    in_channels: int = 4,
+    out_channels: int = 3,
+    feature_size: int | None = None,
+    gradient_checkpointing: bool = False,
+    dropout_path_rate: float = 0.0,
+) -> SwinUNETR:
+    """Build MONAI's ``SwinUNETR`` for a named preset.
+
+    Args:
+        preset: ``"tiny"``, ``"small"`` or ``"base"``.
+        in_channels: input modalities (BraTS 4, UK Biobank 2, ATLAS 1).
+        out_channels: output channels (BraTS regions TC, WT, ET: 3; a binary lesion: 1).
+        feature_size: override the preset's 48 (must be a multiple of 12); small values such as
+            12 give CPU-sized networks for tests and demos.
+        gradient_checkpointing: recompute Swin blocks in the backward pass (less memory, ~20-30%
+            slower); MONAI's ``use_checkpoint``.
+        dropout_path_rate: stochastic depth rate of the Swin blocks.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    spec = PRESETS[preset]
+    fs = spec.feature_size if feature_size is None else int(feature_size)
+    if fs % 12:
+        raise ValueError(f"feature_size must be a multiple of 12 (Swin UNETR's heads), got {fs}")
+    return SwinUNETR(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        feature_size=fs,
+        depths=spec.depths,
+        num_heads=spec.num_heads,
+        use_checkpoint=gradient_checkpointing,
+        dropout_path_rate=dropout_path_rate,
+        spatial_dims=3,
+    )
+
+
+def count_parameters(module) -> int:
+    """Number of parameters of ``module`` (trainable or not)."""
+    return sum(p.numel() for p in module.parameters())

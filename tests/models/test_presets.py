@@ -1,0 +1,28 @@
+import pytest
+
+from brainsegfounder.models import build_swin_unetr, count_parameters
+
+
+@pytest.mark.parametrize(
+    "preset, whole, encoder",
+    [("tiny", 62.19, 8.06), ("small", 64.08, 9.95), ("base", 69.73, 15.60)],
+)
+def test_preset_parameter_counts_match_reference(preset, whole, encoder):
+    # Figures from REFERENCE.md, measured with MONAI 1.6.1 at 4 in / 3 out / feature size 48.
+    net = build_swin_unetr(preset, in_channels=4, out_channels=3)
+    assert round(count_parameters(net) / 1e6, 2) == whole
+    assert round(count_parameters(net.swinViT) / 1e6, 2) == encoder
+
+
+def test_feature_size_override_and_checkpointing_flag():
+    net = build_swin_unetr("tiny", feature_size=12, gradient_checkpointing=True)
+    assert net.swinViT.patch_embed.proj.weight.shape == (12, 4, 2, 2, 2)
+    assert all(layer[0].blocks[0].use_checkpoint for layer in
+               (net.swinViT.layers1, net.swinViT.layers2, net.swinViT.layers3, net.swinViT.layers4))
+
+
+def test_unknown_preset_and_bad_feature_size_are_refused():
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_swin_unetr("huge")
+    with pytest.raises(ValueError, match="multiple of 12"):
+        build_swin_unetr("tiny", feature_size=10)
