@@ -1,0 +1,238 @@
+"""LightningDataModules: TorchIO patch queues for training, whole volumes for validation.
+
+Example (Python; the YAML configs in ``experiments/`` set the same arguments under ``data:``):
+    >>> from brainsegfounder.data.datamodule import SegmentationDataModule  # doctest: +SKIP
+    >>> dm = SegmentationDataModule(root="data/synthetic_brats2021", layout="brats2021",
+    ...                             patch_size=64, batch_size=2, fold=0)  # doctest: +SKIP
+    >>> dm.setup("fit"); batch = next(iter(dm.train_dataloader()))  # doctest: +SKIP
+    >>> dm.images_to_tensor(batch).shape  # doctest: +SKIP
+    torch.Size([2, 4, 64, 64, 64])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torchio as tio
+from torch.utils.data import DataLoader, DistributedSampler
+
+from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, cases_to_subjects, find_cases, read_fold_json
+from brainsegfounder.data.regions import RegionScheme, get_scheme
+from brainsegfounder.data.splits import kfold_split, label_subset, load_split, save_split, train_val_ids
+from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
+from brainsegfounder.data.validation import validate_cases
+from brainsegfounder.errors import DataError
+
+__all__ = ["SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor"]
+
+log = logging.getLogger(__name__)
+
+
+def as_triple(size: int | Sequence[int]) -> tuple[int, int, int]:
+    """``96`` -> ``(96, 96, 96)``; a 3-sequence is kept."""
+    if isinstance(size, int):
+        return (size, size, size)
+    size = tuple(int(s) for s in size)
+    if len(size) != 3:
+        raise ValueError(f"expected one size or three, got {size}")
+    return size  # type: ignore[return-value]
+
+
+def collate_subjects(subjects: list[tio.Subject]) -> dict:
+    """Batch subjects (or patches) as plain tensors: ``{image name: (B, C, X, Y, Z), "subject_id": [...]}``.
+
+    Plain tensors move to devices and across processes without TorchIO's image objects, which
+    Lightning's device transfer cannot rebuild.
+    """
+    names = subjects[0].get_images_names()
+    batch: dict = {name: torch.stack([s[name].data for s in subjects]) for name in names}
+    batch["subject_id"] = [s.get("subject_id", "") for s in subjects]
+    return batch
+
+
+def images_to_tensor(batch: dict, modalities: Sequence[str]) -> torch.Tensor:
+    """Stack a batch's modality images into ``(B, C, X, Y, Z)`` in ``modalities`` order."""
+    return torch.cat([batch[m] for m in modalities], dim=1).float()
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Labelled subjects of one data set, split into folds, served as patches and whole volumes.
+
+    Args:
+        root: data set folder.
+        layout: folder convention (``brats2021``, ``brats2023``, ... see ``layouts.LAYOUTS``).
+        fold_file: a MONAI fold JSON to read cases (and folds) from instead of scanning ``root``.
+        modalities: modality names to use, in channel order; default: all of the layout's.
+        regions: region scheme (``brats2021``, ``brats2023``, ``lesion``, or ``{name: [labels]}``);
+            default: the layout's.
+        fold: the validation fold; the others train.
+        n_folds: folds of the seeded split (ignored when the fold file gives folds).
+        split_seed: seed of the fold split and the low-label subset.
+        split_file: reuse the split saved by an earlier run (JSON); default: make one.
+        train_fraction: fraction of the training fold to train on (low-label fine-tuning; nested).
+        train_count: number of training subjects instead of a fraction.
+        patch_size: training patch side(s) in voxels (a multiple of 32, at least 64).
+        batch_size: patches per batch.
+        samples_per_volume: patches drawn from each loaded volume.
+        queue_length: patches held by the TorchIO queue.
+        num_workers: processes loading volumes.
+        label_probabilities: patch-centre probability per label value; default: equal for
+            background and every label, so tumour patches are seen.
+        augmentation: training augmentation settings.
+        spacing: resample to this voxel size in mm (``None``: keep the data's grid).
+        crop_to_brain: crop volumes to the brain's bounding box.
+        validate: check every file before training: ``full`` reads all voxels, ``header`` only
+            headers, ``off`` skips.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synthetic_brats2021",
+        layout: str = "brats2021",
+        fold_file: str | None = None,
+        modalities: list[str] | None = None,
+        regions: str | dict[str, list[int]] | None = None,
+        fold: int = 0,
+        n_folds: int = 5,
+        split_seed: int = 0,
+        split_file: str | None = None,
+        train_fraction: float = 1.0,
+        train_count: int | None = None,
+        patch_size: int | list[int] = 96,
+        batch_size: int = 2,
+        samples_per_volume: int = 2,
+        queue_length: int = 24,
+        num_workers: int = 2,
+        label_probabilities: dict[int, float] | None = None,
+        augmentation: Augmentation | None = None,
+        spacing: float | None = None,
+        crop_to_brain: bool = False,
+        validate: Literal["full", "header", "off"] = "full",
+    ):
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise DataError(f"unknown data layout {layout!r}; choose one of {sorted(LAYOUTS)}.")
+        # No save_hyperparameters(): LightningCLI saves the whole config beside the run, and data
+        # and model share names (regions) that Lightning refuses to merge when they differ.
+        self.root, self.layout, self.fold_file = root, layout, fold_file
+        self.modalities = list(modalities or LAYOUTS[layout].modalities)
+        unknown = set(self.modalities) - set(LAYOUTS[layout].modalities)
+        if unknown:
+            raise DataError(f"modalities {sorted(unknown)} are not part of layout {layout!r}, whose "
+                            f"modalities are {LAYOUTS[layout].modalities}.")
+        self.scheme: RegionScheme = get_scheme(regions or LAYOUTS[layout].scheme or "lesion")
+        self.fold, self.n_folds, self.split_seed, self.split_file = fold, n_folds, split_seed, split_file
+        self.train_fraction, self.train_count = train_fraction, train_count
+        self.patch_size = as_triple(patch_size)
+        self.batch_size, self.samples_per_volume = batch_size, samples_per_volume
+        self.queue_length, self.num_workers = queue_length, num_workers
+        self.label_probabilities = label_probabilities or self.scheme.default_sampling_probabilities()
+        self.augmentation = augmentation or Augmentation()
+        self.spacing, self.crop_to_brain, self.validate = spacing, crop_to_brain, validate
+        self.train_cases: list[CaseFiles] = []
+        self.val_cases: list[CaseFiles] = []
+        self.folds: dict[int, list[str]] = {}
+
+    # -- what the model needs to know ---------------------------------------------------------
+    @property
+    def in_channels(self) -> int:
+        return len(self.modalities)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return self.scheme.names
+
+    def images_to_tensor(self, batch: dict) -> torch.Tensor:
+        """The batch's images as ``(B, C, X, Y, Z)`` in this data module's modality order."""
+        return images_to_tensor(batch, self.modalities)
+
+    # -- cases, split, validation --------------------------------------------------------------
+    def _read_cases(self) -> list[CaseFiles]:
+        if self.fold_file:
+            cases = read_fold_json(self.fold_file, self.root, self.layout)
+        else:
+            cases = find_cases(self.layout, self.root)
+        for case in cases:
+            case.images = {m: case.images[m] for m in self.modalities}
+        unlabelled = [c.subject_id for c in cases if c.label is None]
+        if unlabelled:
+            raise DataError(f"{len(unlabelled)} subject(s) have no label file, e.g. {unlabelled[:3]}; "
+                            "segmentation fine-tuning needs a label for every training and validation "
+                            "subject. Remove them from the data root, or use them for SSL pretraining.")
+        return cases
+
+    def _split(self, cases: list[CaseFiles]) -> dict[int, list[str]]:
+        if self.split_file and Path(self.split_file).exists():
+            return load_split(self.split_file)
+        if all(c.fold is not None for c in cases):
+            folds: dict[int, list[str]] = {}
+            for c in cases:
+                folds.setdefault(int(c.fold), []).append(c.subject_id)
+            return folds
+        return kfold_split([c.subject_id for c in cases], self.n_folds, self.split_seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_cases or self.val_cases:
+            return
+        cases = self._read_cases()
+        self.folds = self._split(cases)
+        train_ids, val_ids = train_val_ids(self.folds, self.fold)
+        if self.train_fraction < 1 or self.train_count is not None:
+            train_ids = label_subset(train_ids, self.train_fraction, self.split_seed, self.train_count)
+        by_id = {c.subject_id: c for c in cases}
+        missing = sorted(set(train_ids + val_ids) - set(by_id))
+        if missing:
+            raise DataError(f"the split names subjects that are not in {self.root}: {missing[:5]}. "
+                            "Use the split file that belongs to this data set, or none.")
+        self.train_cases = [by_id[s] for s in train_ids]
+        self.val_cases = [by_id[s] for s in val_ids]
+        if self.validate != "off":
+            validate_cases(self.train_cases + self.val_cases, self.scheme.label_values,
+                           read_data=self.validate == "full")
+        self._save_split(train_ids, val_ids)
+
+    def _save_split(self, train_ids: list[str], val_ids: list[str]) -> None:
+        trainer = getattr(self, "trainer", None)
+        log_dir = getattr(trainer, "log_dir", None) if trainer is not None else None
+        if log_dir is None or (trainer is not None and not trainer.is_global_zero):
+            return
+        path = Path(log_dir) / "split.json"
+        if not path.exists():
+            save_split(path, self.folds, fold=self.fold, seed=self.split_seed, train=train_ids, val=val_ids,
+                       root=str(self.root), layout=self.layout)
+
+    # -- datasets and loaders --------------------------------------------------------------------
+    def preprocessing(self) -> tio.Compose:
+        return tio.Compose(preprocessing(self.patch_size, self.spacing, self.crop_to_brain))
+
+    def train_transform(self) -> tio.Compose:
+        return tio.Compose([*preprocessing(self.patch_size, self.spacing, self.crop_to_brain),
+                            *augmentation(self.augmentation)])
+
+    def train_dataloader(self) -> DataLoader:
+        subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases), transform=self.train_transform())
+        sampler = tio.LabelSampler(self.patch_size, label_name="label",
+                                   label_probabilities=self.label_probabilities)
+        subject_sampler = None
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            # Each rank loads its own disjoint share of the subjects.
+            subject_sampler = DistributedSampler(subjects, num_replicas=trainer.world_size,
+                                                 rank=trainer.global_rank, shuffle=True, seed=self.split_seed)
+            subject_sampler.set_epoch(trainer.current_epoch)
+        queue = tio.Queue(subjects, max_length=max(self.queue_length, self.samples_per_volume),
+                          samples_per_volume=self.samples_per_volume, sampler=sampler,
+                          subject_sampler=subject_sampler, num_workers=self.num_workers,
+                          shuffle_subjects=subject_sampler is None, shuffle_patches=True)
+        # The queue's own workers load volumes; the loader must not add processes or shuffling.
+        return DataLoader(queue, batch_size=self.batch_size, num_workers=0, collate_fn=collate_subjects)
+
+    def val_dataloader(self) -> DataLoader:
+        subjects = tio.SubjectsDataset(cases_to_subjects(self.val_cases), transform=self.preprocessing())
+        return DataLoader(subjects, batch_size=1, num_workers=min(self.num_workers, 2),
+                          collate_fn=collate_subjects)

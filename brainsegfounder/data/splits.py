@@ -1,0 +1,88 @@
+"""Seeded k-fold splits and low-label subsets, saved as JSON so that a run can be repeated.
+
+Example:
+    >>> folds = kfold_split([f"case{i}" for i in range(10)], n_folds=5, seed=0)
+    >>> sorted(len(v) for v in folds.values())
+    [2, 2, 2, 2, 2]
+    >>> train, val = train_val_ids(folds, fold=0)
+    >>> len(train), len(val), set(train).isdisjoint(val)
+    (8, 2, True)
+    >>> low = label_subset(train, fraction=0.25, seed=0)
+    >>> set(low) <= set(label_subset(train, fraction=0.5, seed=0))  # nested
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from brainsegfounder.errors import DataError
+
+__all__ = ["kfold_split", "train_val_ids", "label_subset", "save_split", "load_split"]
+
+
+def kfold_split(subject_ids: Sequence[str], n_folds: int = 5, seed: int = 0) -> dict[int, list[str]]:
+    """Assign subjects to ``n_folds`` folds of near-equal size, shuffled with ``seed``.
+
+    Subjects are sorted first, so the split depends only on the set of ids and the seed, not on
+    the order files were listed in.
+    """
+    ids = sorted(subject_ids)
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    if len(ids) < n_folds:
+        raise DataError(f"{len(ids)} subjects cannot be split into {n_folds} folds; lower data.n_folds.")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    folds: dict[int, list[str]] = {k: [] for k in range(n_folds)}
+    for position, index in enumerate(order):
+        folds[position % n_folds].append(ids[index])
+    return {k: sorted(v) for k, v in folds.items()}
+
+
+def train_val_ids(folds: dict[int, list[str]], fold: int) -> tuple[list[str], list[str]]:
+    """Training ids (all other folds) and validation ids (``fold``)."""
+    if fold not in folds:
+        raise DataError(f"fold {fold} does not exist; folds are {sorted(folds)}.")
+    train = sorted(s for k, v in folds.items() if k != fold for s in v)
+    return train, list(folds[fold])
+
+
+def label_subset(train_ids: Sequence[str], fraction: float = 1.0, seed: int = 0,
+                 count: int | None = None) -> list[str]:
+    """A seeded subset of the training ids, for low-label fine-tuning.
+
+    Subsets are nested: for one seed, the 10% subset lies inside the 25% one, and so on, because
+    each takes a prefix of the same permutation. ``count`` (a number of subjects) overrides
+    ``fraction``. At least one subject is always kept.
+    """
+    ids = sorted(train_ids)
+    if count is None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+        count = math.ceil(fraction * len(ids))
+    count = max(1, min(int(count), len(ids)))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return sorted(ids[i] for i in order[:count])
+
+
+def save_split(path: str | Path, folds: dict[int, list[str]], **info) -> Path:
+    """Write folds (and any extra info, e.g. the seed) to JSON; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"folds": {str(k): v for k, v in folds.items()}, **info}, indent=2))
+    return path
+
+
+def load_split(path: str | Path) -> dict[int, list[str]]:
+    """Read folds written by :func:`save_split`."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return {int(k): list(v) for k, v in data["folds"].items()}
+    except (OSError, ValueError, KeyError) as err:
+        raise DataError(f"split file {path} cannot be read ({err}); point data.split_file at a JSON written "
+                        "by an earlier run, or leave it empty to make a new split.") from None

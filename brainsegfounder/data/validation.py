@@ -1,0 +1,118 @@
+"""Check every subject before training starts, and say exactly what is wrong where.
+
+A data set with one truncated download or one mis-registered modality should fail in seconds with
+a message naming the subject and the file, not after an hour of training with a traceback.
+
+Example:
+    >>> from brainsegfounder.data.validation import validate_cases  # doctest: +SKIP
+    >>> validate_cases(cases, label_values={0, 1, 2, 4})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brainsegfounder.data.layouts import CaseFiles
+from brainsegfounder.errors import DataError
+
+__all__ = ["validate_case", "validate_cases"]
+
+MAX_REPORTED = 20
+
+
+def _load(path: Path, read_data: bool) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
+    image = nib.load(str(path))
+    shape = tuple(int(s) for s in image.shape)
+    # A 4-D file with one volume is a 3-D image (some tools write X,Y,Z,1).
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise ValueError(f"expected a 3-D volume, got shape {shape}")
+    data = np.asanyarray(image.dataobj) if read_data else None
+    return shape, image.affine, data
+
+
+def validate_case(
+    case: CaseFiles,
+    label_values: Iterable[int] | None = None,
+    affine_tolerance: float = 1e-3,
+    read_data: bool = True,
+) -> list[str]:
+    """Problems of one case, each a sentence naming the subject and the file (empty if none).
+
+    Args:
+        case: the case's files.
+        label_values: allowed label values (background 0 included); None skips the check.
+        affine_tolerance: largest difference allowed between the modalities' affines (mm).
+        read_data: decompress every voxel (finds truncated files); ``False`` reads headers only.
+    """
+    problems: list[str] = []
+    sid = case.subject_id
+    reference: tuple[str, Path, tuple[int, ...], np.ndarray] | None = None
+    files = list(case.images.items()) + ([("label", case.label)] if case.label is not None else [])
+    for name, path in files:
+        path = Path(path)
+        if not path.exists():
+            problems.append(f"subject {sid}: {name} file {path} does not exist. Check the path or the layout.")
+            continue
+        try:
+            shape, affine, data = _load(path, read_data=read_data)
+        except Exception as err:  # nibabel, gzip and zlib raise many kinds for broken files
+            problems.append(f"subject {sid}: {name} file {path} cannot be read ({type(err).__name__}: {err}). "
+                            "It may be truncated or not NIfTI: download or convert it again.")
+            continue
+        if reference is None:
+            reference = (name, path, shape, affine)
+        else:
+            ref_name, ref_path, ref_shape, ref_affine = reference
+            if shape != ref_shape:
+                problems.append(f"subject {sid}: {name} file {path} has shape {shape} but {ref_name} "
+                                f"({ref_path.name}) has {ref_shape}. Resample the modalities to one grid "
+                                "(co-register them) before training.")
+            elif not np.allclose(affine, ref_affine, atol=affine_tolerance):
+                problems.append(f"subject {sid}: {name} file {path} has another affine (position or orientation) "
+                                f"than {ref_name} ({ref_path.name}); largest difference "
+                                f"{np.abs(affine - ref_affine).max():.4g} mm. Co-register the modalities.")
+        if name == "label" and data is not None and label_values is not None:
+            values = np.unique(data)
+            if not np.all(np.equal(np.mod(values, 1), 0)):
+                problems.append(f"subject {sid}: label file {path} holds non-integer values; a label map "
+                                "must hold integer classes.")
+            else:
+                unexpected = sorted(set(values.astype(int).tolist()) - set(label_values))
+                if unexpected:
+                    problems.append(f"subject {sid}: label file {path} holds unexpected values {unexpected} "
+                                    f"(allowed: {sorted(label_values)}). Check the label convention "
+                                    "(data.regions) or fix the file.")
+    return problems
+
+
+def validate_cases(
+    cases: list[CaseFiles],
+    label_values: Iterable[int] | None = None,
+    affine_tolerance: float = 1e-3,
+    read_data: bool = True,
+    workers: int = 4,
+) -> None:
+    """Validate every case; raise one :class:`DataError` listing all problems found.
+
+    Files are read in a few threads (decompression releases the GIL).
+    """
+    label_values = None if label_values is None else set(label_values)
+    seen: dict[str, int] = {}
+    for case in cases:
+        seen[case.subject_id] = seen.get(case.subject_id, 0) + 1
+    problems = [f"subject id {sid} appears {n} times; ids must be unique." for sid, n in seen.items() if n > 1]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for found in pool.map(lambda c: validate_case(c, label_values, affine_tolerance, read_data), cases):
+            problems.extend(found)
+    if problems:
+        shown = problems[:MAX_REPORTED]
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        raise DataError(f"{len(problems)} problem(s) in the data ({len(cases)} subjects checked):\n  "
+                        + "\n  ".join(shown) + more)
