@@ -59,6 +59,7 @@ _VALID_LABELS = {"brats2021": {0, 1, 2, 4}, "brats2023": {0, 1, 2, 3}}
 # Background images for --png, found beside a reference in the data sets' own layouts.
 _BACKGROUNDS = (("_seg", "_flair"), ("-seg", "-t2f"), ("_label-L_desc-T1lesion_mask", "_T1w"))
 _MAX_LISTED = 20
+_UNITS = {"hd95_vox": "voxels", "hd95_mm": "mm", "volume_difference": "voxels"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ def evaluate(
         "task": task,
         "n_cases": len(rows),
         "n_references_without_prediction": len(unscored),
-        "units": {"hd95_vox": "voxels", "hd95_mm": "mm", "volume_difference": "voxels"},
+        "units": {key: unit for key, unit in _UNITS.items() if any(key in column for column in rows[0])},
         "metrics": summarise(rows),
     }
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")

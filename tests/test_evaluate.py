@@ -85,6 +85,7 @@ def test_brats2021_root_layout_csv_summary_and_pngs(tmp_path, capsys):
 
     summary = json.loads((tmp_path / "out" / "metrics_summary.json").read_text())
     assert summary["n_cases"] == 3 and summary["task"] == "brats2021"
+    assert summary["units"] == {"hd95_vox": "voxels"}
     assert summary["metrics"]["dice_ET"]["median"] == pytest.approx(float(shifted["dice_ET"]))
     dice_et = [float(r["dice_ET"]) for r in rows.values()]
     assert summary["metrics"]["dice_ET"]["mean"] == pytest.approx(np.mean(dice_et))
