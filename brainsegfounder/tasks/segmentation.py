@@ -15,11 +15,11 @@ import pytorch_lightning as pl
 import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
-from monai.metrics import compute_dice
 
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.errors import DataError
+from brainsegfounder.metrics import dice_per_channel
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
@@ -129,10 +129,9 @@ class SegmentationModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         x, y = self._inputs_targets(batch)
         probabilities = self.predict_volume(x)
-        pred = (probabilities > self.hparams.threshold).float()
-        # ignore_empty=False: an empty reference scores 1 if the prediction is empty too, else 0,
-        # as the BraTS scoring does (MONAI's default would drop such cases as NaN).
-        dice = compute_dice(pred, y, include_background=True, ignore_empty=False)[0]
+        # The same function `evaluate` uses, so logged and evaluated Dice agree (empty-mask rules
+        # included).
+        dice = dice_per_channel(probabilities > self.hparams.threshold, y > 0)[0]
         metrics = {f"val/dice_{n.lower()}": d for n, d in zip(self.scheme.names, dice, strict=True)}
         metrics["val/dice_mean"] = dice.mean()
         self.log_dict(metrics, on_epoch=True, batch_size=1, sync_dist=True)

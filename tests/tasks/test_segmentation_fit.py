@@ -1,0 +1,50 @@
+"""Real, short `Trainer.fit` runs of the segmentation task through the command line."""
+
+import csv
+
+import pytest
+import torch
+
+from brainsegfounder.data.regions import get_scheme
+from brainsegfounder.fit import main as fit_main
+from brainsegfounder.tasks.segmentation import SegmentationModule
+from tests.conftest import DEMO
+
+
+def _fit(root, run_dir, *extra):
+    return fit_main(["--config", str(DEMO), f"--data.init_args.root={root}",
+                     f"--trainer.default_root_dir={run_dir}",
+                     f"--trainer.logger.init_args.save_dir={run_dir}", *extra])
+
+
+def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, tmp_path):
+    cli = _fit(brats2021_root, tmp_path, "--trainer.max_steps=2", "--trainer.val_check_interval=2",
+               "--trainer.num_sanity_val_steps=0", "--trainer.log_every_n_steps=1",
+               "--data.init_args.batch_size=1")
+    log_dir = tmp_path / "finetune" / "version_0"
+    assert (log_dir / "config.yaml").exists() and (log_dir / "split.json").exists()
+    ckpts = {p.name for p in log_dir.rglob("*.ckpt")}
+    assert "last.ckpt" in ckpts and any(n.startswith("best-") for n in ckpts)
+    rows = list(csv.DictReader(open(log_dir / "metrics.csv")))
+    logged = {k for row in rows for k, v in row.items() if v}
+    assert {"val/dice_tc", "val/dice_wt", "val/dice_et", "val/dice_mean", "train/loss"} <= logged
+    assert set(cli.best_metrics) >= {"val/dice_wt", "val/dice_mean"}
+    assert all(0.0 <= v <= 1.0 for k, v in cli.best_metrics.items() if k.startswith("val/dice"))
+
+
+def test_module_checks_channels_against_the_data(brats2021_root, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _fit(brats2021_root, tmp_path, "--trainer.max_steps=1", "--model.init_args.in_channels=2")
+    assert "model.in_channels is 2 but the data gives 4 modalities" in capsys.readouterr().err
+
+
+def test_training_step_targets_are_brats_regions():
+    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=1, regions="brats2021",
+                               modalities=["t1"], roi_size=64)
+    label = torch.zeros(1, 1, 64, 64, 64)
+    label[0, 0, 10:20, 10:20, 10:20] = 2
+    label[0, 0, 12:15, 12:15, 12:15] = 4
+    x, y = model._inputs_targets({"t1": torch.randn(1, 1, 64, 64, 64), "label": label})
+    assert y.shape == (1, 3, 64, 64, 64)
+    assert y[0, 1].sum() == 1000 and y[0, 2].sum() == 27 and y[0, 0].sum() == 27
+    assert torch.equal(get_scheme("brats2021").to_label(y), label.to(torch.uint8))
