@@ -28,7 +28,7 @@ from brainsegfounder.data.transforms import Augmentation, augmentation, preproce
 from brainsegfounder.data.validation import validate_cases
 from brainsegfounder.errors import DataError
 
-__all__ = ["SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor"]
+__all__ = ["SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor", "in_place"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,19 @@ def collate_subjects(subjects: list[tio.Subject]) -> dict:
 def images_to_tensor(batch: dict, modalities: Sequence[str]) -> torch.Tensor:
     """Stack a batch's modality images into ``(B, C, X, Y, Z)`` in ``modalities`` order."""
     return torch.cat([batch[m] for m in modalities], dim=1).float()
+
+
+def in_place(steps: Sequence[tio.Transform]) -> tio.Compose:
+    """Compose ``steps`` so that they change the subject in place instead of deep-copying it.
+
+    Only for transforms of a ``tio.SubjectsDataset``, which already hands each transform a fresh
+    copy of its subject. TorchIO's default copy per step copied every loaded volume once per
+    transform: about 30% of the time to load and augment a case (profiled with
+    ``benchmarks/data_pipeline.py``).
+    """
+    for step in steps:
+        step.copy = False
+    return tio.Compose(list(steps), copy=False)
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -208,11 +221,11 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     # -- datasets and loaders --------------------------------------------------------------------
     def preprocessing(self) -> tio.Compose:
-        return tio.Compose(preprocessing(self.patch_size, self.spacing, self.crop_to_brain))
+        return in_place(preprocessing(self.patch_size, self.spacing, self.crop_to_brain))
 
     def train_transform(self) -> tio.Compose:
-        return tio.Compose([*preprocessing(self.patch_size, self.spacing, self.crop_to_brain),
-                            *augmentation(self.augmentation)])
+        return in_place([*preprocessing(self.patch_size, self.spacing, self.crop_to_brain),
+                         *augmentation(self.augmentation)])
 
     def train_dataloader(self) -> DataLoader:
         subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases), transform=self.train_transform())
