@@ -1,0 +1,61 @@
+"""The benchmark runner and its row type (figures themselves are never asserted: machines differ)."""
+
+import json
+
+import pytest
+import torch
+
+from benchmarks import run as bench_run
+from benchmarks.common import Result, time_interleaved
+from benchmarks.gpu import peak_bf16_tflops, training_flops
+
+
+def test_result_ratio_status_and_json():
+    faster = Result("row", "ours", "theirs", "patches/s", [4.0, 6.0, 5.0], [2.0, 3.0, 2.5], ">=", 2.0)
+    assert faster.ratio == pytest.approx(2.0) and faster.status == "met"
+    slower = Result("row", "ours", "theirs", "s/step", [1.2, 1.1], [1.0, 1.0], "<=", 1.05)
+    assert slower.status == "missed" and not slower.met
+    info = Result("row", "a", "b", "MiB", [10.0], [20.0], target=None)
+    assert info.status == "no target" and info.ratio == 0.5
+    empty = Result("row", "a", "b", "-", [], [], note="no GPU")
+    assert empty.status == "not measured" and not empty.met
+    row = json.loads(json.dumps(empty.to_dict()))  # NaN would not survive strict JSON readers
+    assert row["ratio"] is None and row["ours_min_max"] is None
+
+
+def test_time_interleaved_alternates_calls():
+    calls = []
+    samples = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], repeats=2, warmup=1)
+    assert calls == ["a", "b"] * 3 and [len(s) for s in samples] == [2, 2]
+
+
+def test_runner_writes_table_and_reports_missing_modules(tmp_path, monkeypatch):
+    # A row whose module another branch has not merged yet is listed, not an error.
+    monkeypatch.setitem(bench_run.BENCHMARKS, "not_merged_yet", "9. a row from another branch")
+    rows, failed = bench_run.run_benchmarks(["not_merged_yet", "gpu"])
+    assert not failed
+    assert rows[0].name == "9. a row from another branch" and "not yet available" in rows[0].note
+    if not torch.cuda.is_available():
+        assert [r.status for r in rows[1:]] == ["not measured", "not measured"]
+        assert "no CUDA" in rows[1].note
+    md, js = bench_run.write_results(rows, tmp_path)
+    text = md.read_text()
+    assert "| 9. a row from another branch |" in text and "Machine:" in text
+    data = json.loads(js.read_text())
+    assert data["machine"]["cpus"] >= 1 and len(data["results"]) == len(rows) and data["date"]
+
+
+def test_command_line_only_gpu(tmp_path):
+    assert bench_run.main(["--only", "gpu", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "latest.md").exists() and (tmp_path / "latest.json").exists()
+
+
+def test_flop_count_of_a_training_step():
+    # One convolution on an input without gradient: backward computes only the weight gradient,
+    # which costs as much as the forward pass (2 * C_in * C_out * 27 FLOPs per output voxel).
+    net = torch.nn.Conv3d(4, 8, 3, padding=1)
+    x, y = torch.randn(1, 4, 16, 16, 16), torch.zeros(1, 8, 16, 16, 16)
+    forward = 2 * 4 * 8 * 27 * 16**3
+    assert training_flops(net, x, y, torch.nn.functional.l1_loss) == 2 * forward
+    assert peak_bf16_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert peak_bf16_tflops("NVIDIA H100 PCIe") == 756.0 and peak_bf16_tflops("Mystery GPU") is None
