@@ -98,8 +98,8 @@ def run(full: bool = False, preset: str | None = None, feature_size: int | None 
             f"training step (AdamW state included) per fresh process, {repeats} process(es) each. "
             f"Growth above the idle process: "
             f"{median(with_cp, 'step_mib'):.0f} MiB with vs {median(without, 'step_mib'):.0f} MiB without "
-            "checkpointing (MONAI's use_checkpoint recomputes the Swin blocks only; the CNN decoder's "
-            "full-resolution activations are kept).")
+            "checkpointing. MONAI's use_checkpoint recomputes the Swin blocks only; the CNN encoder/decoder "
+            "convolutions at full resolution are not checkpointed.")
     return [Result(name="5. memory: gradient checkpointing", ours="with checkpointing",
                    baseline="without", unit="MiB peak RSS",
                    ours_samples=[r["peak_mib"] for r in with_cp],
