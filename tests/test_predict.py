@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -36,10 +35,22 @@ def checkpoint(brats2021_root, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def two_cases(brats2021_root, tmp_path) -> Path:
-    """A data set root holding two of the synthetic BraTS 2021 cases."""
+    """A BraTS 2021 data set root with two synthetic cases cropped around the tumour to 48 x 56 x 40
+    voxels at 2 mm (one sliding window each, so the tests stay fast)."""
     root = tmp_path / "data"
-    for folder in sorted(brats2021_root.glob("BraTS2021_*"))[:2]:
-        shutil.copytree(folder, root / folder.name)
+    for case in find_cases("brats2021", brats2021_root)[:2]:
+        label_image = nib.load(case.label)
+        label = np.asanyarray(label_image.dataobj)
+        centre = np.round(np.argwhere(label > 0).mean(0)).astype(int)
+        start = [max(0, c - s // 2) for c, s in zip(centre, (48, 56, 40), strict=True)]
+        box = tuple(slice(a, a + s) for a, s in zip(start, (48, 56, 40), strict=True))
+        affine = label_image.affine.copy()
+        affine[:3, 3] = affine[:3, :3] @ np.array(start) + affine[:3, 3]
+        folder = root / case.subject_id
+        folder.mkdir(parents=True)
+        for name, path in [*case.images.items(), ("seg", case.label)]:
+            data = np.asanyarray(nib.load(path).dataobj)[box]
+            nib.save(nib.Nifti1Image(data, affine), folder / f"{case.subject_id}_{name}.nii.gz")
     return root
 
 
