@@ -23,7 +23,10 @@ from brainsegfounder.metrics import dice_per_channel
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
-__all__ = ["SegmentationModule", "make_loss"]
+__all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss"]
+
+#: Checkpoint key under which the data preprocessing of training is saved (read by ``predict``).
+PREPROCESSING_KEY = "brainsegfounder_preprocessing"
 
 
 def make_loss(name: str) -> torch.nn.Module:
@@ -85,6 +88,7 @@ class SegmentationModule(pl.LightningModule):
                                     gradient_checkpointing, dropout_path_rate)
         self.loss_fn = make_loss(loss)
         self.roi_size = as_triple(roi_size)
+        self.preprocessing_settings: dict = {}
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -107,6 +111,22 @@ class SegmentationModule(pl.LightningModule):
         if tuple(dm.scheme.names) != self.scheme.names:
             raise DataError(f"model.regions {self.scheme.names} and data.regions {dm.scheme.names} differ; "
                             "set both to the same scheme.")
+
+    # -- what prediction needs to know ------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The data module's preprocessing is not among the model's hyperparameters, but predicting
+        # new scans must repeat it (same modality order, spacing and crop), so it rides along.
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        checkpoint[PREPROCESSING_KEY] = {
+            "modalities": list(self.modalities) if self.modalities is not None else None,
+            "layout": getattr(dm, "layout", None),
+            "spacing": getattr(dm, "spacing", None),
+            "crop_to_brain": bool(getattr(dm, "crop_to_brain", False)),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.preprocessing_settings = dict(checkpoint.get(PREPROCESSING_KEY) or {})
 
     def _inputs_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x = images_to_tensor(batch, self.modalities)
