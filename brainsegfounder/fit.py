@@ -143,13 +143,21 @@ def report_best(cli: LightningCLI) -> dict[str, float]:
     """Validate the best checkpoint (if one was monitored) and print its metrics as a table."""
     trainer = cli.trainer
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
-    if not best or trainer.interrupted:
+    if not best or trainer.interrupted or not getattr(trainer.checkpoint_callback, "monitor", None):
         return {}
     results = trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     if trainer.is_global_zero:
         print_metrics(metrics, title=f"held-out metrics of {best}", prefix="val/")
     return metrics
+
+
+def _finish_wandb() -> None:
+    # One main() is one run: close the W&B run so its files are complete and a later main() in the
+    # same process (a notebook, the tests) starts its own run instead of appending to this one.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def main(args: list[str] | None = None) -> BrainSegFounderCLI:
@@ -165,6 +173,7 @@ def main(args: list[str] | None = None) -> BrainSegFounderCLI:
         )
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
         cli.best_metrics = report_best(cli)
+        _finish_wandb()
     except BrainSegFounderError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(2)
