@@ -70,8 +70,16 @@ def fit_command(*configs: Path, extra: tuple[str, ...] = ()) -> list[str]:
     return args + ["--quiet", "true", *extra]
 
 
+def child_env() -> dict[str, str]:
+    # A W&B run started in this process leaves the address of its wandb-core service in the
+    # environment; children would join that service, which still holds the killed run's stream.
+    # Each fit gets its own service, as separate user commands do.
+    env = {k: v for k, v in os.environ.items() if "WANDB" not in k.upper()}
+    return {**env, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}
+
+
 def run(cmd: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}
+    env = child_env()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
@@ -127,8 +135,7 @@ def test_sigkill_then_resume_from_last_equals_an_uninterrupted_run(small_root, t
     # The same run, killed with SIGKILL as soon as its step-2 checkpoint exists.
     run_dir = tmp_path / "killed"
     cfg = tiny_config(tmp_path / "run.yaml", small_root, run_dir, train_subjects=2, wandb=True)
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(fit_command(cfg), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(fit_command(cfg), cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     ckpt_dir = run_dir / "finetune" / "version_0" / "checkpoints"
     deadline = time.monotonic() + 900
@@ -145,9 +152,11 @@ def test_sigkill_then_resume_from_last_equals_an_uninterrupted_run(small_root, t
     assert all(load(p)["global_step"] >= 2 for p in ckpt_dir.glob("*.ckpt"))
     assert load(find_last_checkpoint([run_dir]))["global_step"] == 2
 
-    cli = fit_main(["--config", str(DEMO), "--config", str(cfg), "--quiet", "true", "--ckpt_path", "last"])
+    # Resumed as a user would after a crash: a new process.
+    run(fit_command(cfg, extra=("--ckpt_path", "last")))
     resumed_dir = run_dir / "finetune" / "version_1"
-    assert cli.config["ckpt_path"] == str(ckpt_dir / "last.ckpt")  # the saved config names the file
+    saved = yaml.safe_load((resumed_dir / "config.yaml").read_text())
+    assert saved["ckpt_path"] == str(ckpt_dir / "last.ckpt")  # the saved config names the file used
     assert (ckpt_dir.parent / "config.yaml").read_bytes() == killed_config  # earlier run untouched
     resumed = load(resumed_dir / "checkpoints" / "last.ckpt")
 
