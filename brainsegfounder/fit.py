@@ -7,35 +7,143 @@ newest ``last.ckpt`` of the run folder). The resolved config is saved beside eve
 
 The config's ``model.class_path`` picks the task (segmentation fine-tuning, SSL pretraining,
 disease-aware pretraining) and ``data.class_path`` its data module.
+
+Operations every run gets (docs/operations.md): checkpoints written atomically
+(:class:`~brainsegfounder.checkpointing.AtomicCheckpointIO`), the W&B run id stored in each
+checkpoint so a resume continues the same W&B run, the full config logged to W&B, a rich progress
+bar and model summary (``--quiet true`` turns both and Lightning's info lines off, for batch logs),
+and ``trainer.use_distributed_sampler`` off by default because the data modules shard their own
+loaders (a DistributedSampler over the patch queue's subjects; one over validation subjects), so
+``--trainer.devices=2 --trainer.strategy=ddp`` works as it is.
 """
 
 from __future__ import annotations
 
+import logging
+import netrc
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
-from pytorch_lightning import LightningDataModule, LightningModule
+from pytorch_lightning import Callback, LightningDataModule, LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelSummary, ProgressBar, RichModelSummary, RichProgressBar
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
+from brainsegfounder.callbacks import ConfigToLoggers, RunIdentity
+from brainsegfounder.checkpointing import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    find_last_checkpoint,
+    wandb_run_id_of,
+)
 from brainsegfounder.errors import BrainSegFounderError
 from brainsegfounder.reporting import print_metrics
 
 __all__ = ["BrainSegFounderCLI", "main"]
 
 
+_console = Console(stderr=True)
+
+
+def _as_list(value: Any) -> list:
+    if value is None or isinstance(value, bool):
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _class_name(entry: Any) -> str:
+    return str(getattr(entry, "class_path", "") or "").rsplit(".", 1)[-1]
+
+
+def _wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 class BrainSegFounderCLI(LightningCLI):
-    """LightningCLI with a ``--ckpt_path`` and no subcommand (the module name says ``fit``)."""
+    """LightningCLI with ``--ckpt_path`` (a file or ``last``), ``--quiet``, and the run safety defaults."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="checkpoint to resume from, or 'last' for the run's newest last.ckpt")
+                            help="checkpoint to resume from, or 'last': the newest last.ckpt (or SLURM "
+                                 "hpc_ckpt) of this config's run folders; 'last' with none starts afresh")
+        parser.add_argument("--quiet", type=bool, default=False,
+                            help="no progress bar, no model summary, no Lightning info lines (batch logs)")
+
+    # -- before anything is built: where to resume from, which W&B run to continue ---------------
+    def _run_folders(self) -> tuple[list[Path], Path]:
+        trainer = self.config.get("trainer") or {}
+        root = Path(trainer.get("default_root_dir") or os.getcwd())
+        folders = []
+        for entry in _as_list(trainer.get("logger")):
+            args = getattr(entry, "init_args", None) or {}
+            name = _class_name(entry)
+            if name in ("CSVLogger", "TensorBoardLogger"):
+                folders.append(Path(args.get("save_dir") or root) / (args.get("name") or ""))
+            elif name == "WandbLogger":
+                folders.append(Path(args.get("save_dir") or root) / (args.get("project") or "lightning_logs"))
+        return (folders or [root / "lightning_logs"]), root
+
+    def before_instantiate_classes(self) -> None:
+        ckpt_path = self.config.get("ckpt_path")
+        if ckpt_path == "last":
+            folders, root = self._run_folders()
+            found = find_last_checkpoint(folders, hpc_folder=root)
+            if found is None:
+                _console.print(f"[yellow]--ckpt_path last:[/] no last.ckpt under {', '.join(map(str, folders))}; "
+                               "starting a new run.", highlight=False)
+            ckpt_path = str(found) if found else None
+            self.config["ckpt_path"] = ckpt_path  # the saved config names the file actually used
+        elif ckpt_path and not Path(ckpt_path).is_file():
+            raise CheckpointError(f"--ckpt_path {ckpt_path} does not exist. Give an existing .ckpt file, "
+                                  "'last' for the newest last.ckpt of this config's run folder, or none.")
+        wandb_entries = [e for e in _as_list((self.config.get("trainer") or {}).get("logger"))
+                         if _class_name(e) == "WandbLogger"]
+        if not wandb_entries:
+            return
+        if "WANDB_MODE" not in os.environ and not _wandb_logged_in() and \
+                not any(e.init_args.get("offline") for e in wandb_entries):
+            os.environ["WANDB_MODE"] = "offline"  # inherited by DDP ranks launched later
+            _console.print("[yellow]W&B:[/] no account configured (WANDB_API_KEY or `wandb login`); logging "
+                           "offline into the run folder. Upload later with `wandb sync <folder>`.", highlight=False)
+        if ckpt_path and not os.environ.get("WANDB_RUN_ID"):
+            run_id = wandb_run_id_of(ckpt_path)
+            for entry in wandb_entries:
+                if run_id and not (entry.init_args.get("id") or entry.init_args.get("version")):
+                    entry.init_args["id"] = run_id  # WandbLogger resumes it ("allow")
+
+    # -- the trainer: safe checkpoint writer, run identity, progress display ------------------------
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        given = _as_list(config.get("callbacks"))
+        callbacks = [*callbacks, RunIdentity()]
+        if self.config.get("quiet"):
+            config["enable_progress_bar"] = False
+            config["enable_model_summary"] = False
+            for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+        else:
+            if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
+                callbacks.append(RichProgressBar())
+            if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
+                callbacks.append(RichModelSummary(max_depth=2))
+        plugins = _as_list(config.get("plugins"))
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
+        return super()._instantiate_trainer(config, callbacks)
 
 
 def report_best(cli: LightningCLI) -> dict[str, float]:
     """Validate the best checkpoint (if one was monitored) and print its metrics as a table."""
     trainer = cli.trainer
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
-    if not best or trainer.interrupted:
+    if not best or trainer.interrupted or not getattr(trainer.checkpoint_callback, "monitor", None):
         return {}
     results = trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
@@ -44,17 +152,28 @@ def report_best(cli: LightningCLI) -> dict[str, float]:
     return metrics
 
 
+def _finish_wandb() -> None:
+    # One main() is one run: close the W&B run so its files are complete and a later main() in the
+    # same process (a notebook, the tests) starts its own run instead of appending to this one.
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
 def main(args: list[str] | None = None) -> BrainSegFounderCLI:
     """Parse ``args`` (default: ``sys.argv``), build trainer, model and data, and fit."""
-    console = Console(stderr=True)
+    console = _console
     try:
         cli = BrainSegFounderCLI(
             LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-            run=False, args=args, save_config_kwargs={"overwrite": False},
+            run=False, args=args, save_config_callback=ConfigToLoggers, save_config_kwargs={"overwrite": False},
             parser_kwargs={"default_env": False},
+            # The data modules shard their own loaders (the patch queue must not be wrapped).
+            trainer_defaults={"use_distributed_sampler": False},
         )
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
         cli.best_metrics = report_best(cli)
+        _finish_wandb()
     except BrainSegFounderError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(2)

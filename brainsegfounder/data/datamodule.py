@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, cases_to_subjects, find_cases, read_fold_json
 from brainsegfounder.data.regions import RegionScheme, get_scheme
+from brainsegfounder.data.reproducible import QueueLoader, shard_for_ranks
 from brainsegfounder.data.splits import kfold_split, label_subset, load_split, save_split, train_val_ids
 from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
@@ -242,10 +243,16 @@ class SegmentationDataModule(pl.LightningDataModule):
                           samples_per_volume=self.samples_per_volume, sampler=sampler,
                           subject_sampler=subject_sampler, num_workers=self.num_workers,
                           shuffle_subjects=subject_sampler is None, shuffle_patches=True)
-        # The queue's own workers load volumes; the loader must not add processes or shuffling.
-        return DataLoader(queue, batch_size=self.batch_size, num_workers=0, collate_fn=collate_subjects)
+        # The queue's own workers load volumes; the loader must not add processes or shuffling. Each
+        # epoch starts from (seed, step, rank), so resumed runs see the same patches (reproducible.py).
+        position = (lambda: (trainer.global_step, trainer.global_rank)) if trainer is not None else None
+        return QueueLoader(queue, position=position, batch_size=self.batch_size, collate_fn=collate_subjects)
 
     def val_dataloader(self) -> DataLoader:
         subjects = tio.SubjectsDataset(cases_to_subjects(self.val_cases), transform=self.preprocessing())
-        return DataLoader(subjects, batch_size=1, num_workers=min(self.num_workers, 2),
+        trainer = getattr(self, "trainer", None)
+        # Lightning's automatic sampler injection is off (it would wrap the patch queue), so each
+        # rank takes its own share of the validation subjects here; metrics use sync_dist.
+        sampler = shard_for_ranks(subjects, trainer.world_size, trainer.global_rank) if trainer else None
+        return DataLoader(subjects, batch_size=1, num_workers=min(self.num_workers, 2), sampler=sampler,
                           collate_fn=collate_subjects)

@@ -1,0 +1,116 @@
+"""Checkpoints that survive crashes, and finding the one to resume from.
+
+:class:`AtomicCheckpointIO` is the Trainer's checkpoint writer in every ``brainsegfounder.fit`` run:
+a checkpoint is written to a temporary file in the same folder, flushed to disk, and renamed over
+its final name in one step, so a process killed at any moment (``kill -9``, pre-emption, power
+loss) leaves either the previous complete ``last.ckpt`` or the new complete one, never half a file.
+
+Example:
+    >>> import torch, tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> AtomicCheckpointIO().save_checkpoint({"global_step": 3}, folder / "run" / "last.ckpt")
+    >>> torch.load(folder / "run" / "last.ckpt", weights_only=True)["global_step"]
+    3
+    >>> find_last_checkpoint([folder]).name
+    'last.ckpt'
+    >>> sorted(p.name for p in (folder / "run").iterdir())  # no temporary file is left behind
+    ['last.ckpt']
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from brainsegfounder.errors import BrainSegFounderError
+
+__all__ = ["AtomicCheckpointIO", "CheckpointError", "find_last_checkpoint", "wandb_run_id_of",
+           "WANDB_RUN_ID_KEY"]
+
+#: Key under which a checkpoint records the W&B run it belongs to (see ``callbacks.RunIdentity``).
+WANDB_RUN_ID_KEY = "wandb_run_id"
+
+
+class CheckpointError(BrainSegFounderError):
+    """A checkpoint to resume from is missing or unreadable."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local writes are atomic: temporary file, fsync, rename.
+
+    Lightning's own writer wraps the write in an fsspec transaction, whose temporary file lies in
+    the system temp folder; when that is another file system (a cluster's ``/tmp`` against its
+    shared scratch) the final move is a copy, and a kill during the copy leaves a truncated file.
+    Here the temporary file sits beside the target, so ``os.replace`` is a true rename. Remote
+    paths (``s3://``...) keep Lightning's behaviour.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        fs = get_filesystem(path)
+        if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not take storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        # Make the rename itself durable (the directory entry), where the OS allows it.
+        try:
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+
+def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None) -> Path | None:
+    """The newest (by modification time) resumable checkpoint, or ``None`` when there is none.
+
+    Searched: ModelCheckpoint's ``last.ckpt`` (and ``last-v1.ckpt``...) anywhere under ``folders``,
+    and the ``hpc_ckpt_N.ckpt`` files Lightning writes into ``hpc_folder`` (the Trainer's
+    ``default_root_dir``) when SLURM signals a pre-emption.
+    """
+    found: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_dir():
+            found += [p for p in folder.rglob("last*.ckpt") if p.is_file()]
+    if hpc_folder is not None and Path(hpc_folder).is_dir():
+        found += [p for p in Path(hpc_folder).glob("hpc_ckpt_*.ckpt") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def wandb_run_id_of(path: str | Path) -> str | None:
+    """The W&B run id stored in a checkpoint by ``RunIdentity``, or ``None``.
+
+    Raises:
+        CheckpointError: the file is not a readable checkpoint.
+    """
+    try:
+        # mmap: only the few pages of the pickle header and this key are read, not the weights.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - any failure means the same thing to the user
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}. Pick another checkpoint "
+                              "(--ckpt_path=/path/to/file.ckpt) or start a new run without --ckpt_path.") from err
+    run_id = checkpoint.get(WANDB_RUN_ID_KEY) if isinstance(checkpoint, dict) else None
+    return str(run_id) if run_id else None
