@@ -113,3 +113,15 @@ def test_labels_outside_a_custom_scheme_fail_before_training(brats2021_root, tmp
                                 regions={"oedema": [2], "core": [1, 4]}, n_folds=2, patch_size=64)
     with pytest.raises(DataError, match=r"subject P02: label file .*P02_mask.nii.gz holds unexpected values \[7\]"):
         dm.setup("fit")
+
+
+def test_a_manifest_can_list_a_known_layouts_files(brats2021_root, tmp_path):
+    rows = [{"subject_id": f"case{i}", **{m: str(brats2021_root / f"BraTS2021_{i:05d}" / f"BraTS2021_{i:05d}_{m}.nii.gz")
+                                        for m in ("t2", "t1", "flair", "t1ce")},
+             "label": str(brats2021_root / f"BraTS2021_{i:05d}" / f"BraTS2021_{i:05d}_seg.nii.gz")} for i in range(4)]
+    manifest = _write_csv(tmp_path / "list.csv", rows)
+    dm = SegmentationDataModule(layout="brats2021", manifest=str(manifest), n_folds=2, patch_size=64,
+                                validate="header")
+    dm.setup("fit")
+    assert dm.modalities == ["flair", "t1ce", "t1", "t2"]  # the layout's channel order, not the file's
+    assert list(dm.train_cases[0].images) == dm.modalities and len(dm.train_cases + dm.val_cases) == 4
