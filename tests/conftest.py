@@ -40,3 +40,13 @@ def brats2021_copy(brats2021_root, tmp_path) -> Path:
     dest = tmp_path / "data"
     shutil.copytree(brats2021_root, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def atlas_root(tmp_path_factory) -> Path:
+    """Five synthetic ATLAS v2.0 subjects (BIDS, T1w + lesion mask) at 3 mm (read-only)."""
+    from brainsegfounder.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("atlas")
+    generate("atlas", root, subjects=5, seed=2, spacing=3.0)
+    return root

@@ -21,7 +21,15 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, DistributedSampler
 
-from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, cases_to_subjects, find_cases, read_fold_json
+from brainsegfounder.data.layouts import (
+    LAYOUTS,
+    CaseFiles,
+    cases_to_subjects,
+    find_cases,
+    manifest_in,
+    read_fold_json,
+)
+from brainsegfounder.data.manifest import manifest_modalities, read_manifest
 from brainsegfounder.data.regions import RegionScheme, get_scheme
 from brainsegfounder.data.reproducible import QueueLoader, shard_for_ranks
 from brainsegfounder.data.splits import kfold_split, label_subset, load_split, save_split, train_val_ids
@@ -81,7 +89,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         root: data set folder.
         layout: folder convention (``brats2021``, ``brats2023``, ... see ``layouts.LAYOUTS``).
         fold_file: a MONAI fold JSON to read cases (and folds) from instead of scanning ``root``.
-        modalities: modality names to use, in channel order; default: all of the layout's.
+        manifest: a CSV/TSV/JSON manifest to read cases (and folds) from instead of scanning
+            ``root`` (``layout: manifest``; see :mod:`brainsegfounder.data.manifest`).
+        modalities: modality names to use, in channel order; default: all of the layout's (for a
+            manifest: its image columns).
         regions: region scheme (``brats2021``, ``brats2023``, ``lesion``, or ``{name: [labels]}``);
             default: the layout's.
         fold: the validation fold; the others train.
@@ -109,6 +120,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         root: str = "data/synthetic_brats2021",
         layout: str = "brats2021",
         fold_file: str | None = None,
+        manifest: str | None = None,
         modalities: list[str] | None = None,
         regions: str | dict[str, list[int]] | None = None,
         fold: int = 0,
@@ -133,12 +145,18 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise DataError(f"unknown data layout {layout!r}; choose one of {sorted(LAYOUTS)}.")
         # No save_hyperparameters(): LightningCLI saves the whole config beside the run, and data
         # and model share names (regions) that Lightning refuses to merge when they differ.
-        self.root, self.layout, self.fold_file = root, layout, fold_file
-        self.modalities = list(modalities or LAYOUTS[layout].modalities)
-        unknown = set(self.modalities) - set(LAYOUTS[layout].modalities)
+        self.root, self.layout, self.fold_file, self.manifest = root, layout, fold_file, manifest
+        known = LAYOUTS[layout].modalities
+        if not known:
+            # The manifest layout fixes no modalities: the manifest's image columns name them.
+            self.manifest = manifest = manifest or str(manifest_in(root))
+            known = manifest_modalities(manifest)
+        self.modalities = list(modalities or known)
+        unknown = set(self.modalities) - set(known)
         if unknown:
-            raise DataError(f"modalities {sorted(unknown)} are not part of layout {layout!r}, whose "
-                            f"modalities are {LAYOUTS[layout].modalities}.")
+            where = (f"columns of manifest {self.manifest}, whose image columns are" if not LAYOUTS[layout].modalities
+                     else f"part of layout {layout!r}, whose modalities are")
+            raise DataError(f"modalities {sorted(unknown)} are not {where} {tuple(known)}; fix data.modalities.")
         self.scheme: RegionScheme = get_scheme(regions or LAYOUTS[layout].scheme or "lesion")
         self.fold, self.n_folds, self.split_seed, self.split_file = fold, n_folds, split_seed, split_file
         self.train_fraction, self.train_count = train_fraction, train_count
@@ -167,7 +185,9 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     # -- cases, split, validation --------------------------------------------------------------
     def _read_cases(self) -> list[CaseFiles]:
-        if self.fold_file:
+        if self.manifest:
+            cases = read_manifest(self.manifest, self.modalities)
+        elif self.fold_file:
             cases = read_fold_json(self.fold_file, self.root, self.layout)
         else:
             cases = find_cases(self.layout, self.root)

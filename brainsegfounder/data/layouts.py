@@ -191,3 +191,73 @@ def load_subjects(layout: str, root: str | Path, fold_file: str | Path | None = 
     """Subjects of a data set: from ``root`` in ``layout``, or from a MONAI ``fold_file``."""
     cases = read_fold_json(fold_file, root, layout) if fold_file else find_cases(layout, root)
     return cases_to_subjects(cases)
+
+
+# -- ATLAS v2.0 (BIDS) -------------------------------------------------------------------------------
+
+_ATLAS_T1 = re.compile(r"_T1w\.nii(\.gz)?$")
+ATLAS_LESION_SUFFIX = "_label-L_desc-T1lesion_mask"
+
+
+def _atlas_finder(root: Path, layout: DatasetLayout) -> list[CaseFiles]:
+    """ATLAS v2.0 in BIDS: ``**/sub-*/ses-*/anat/<prefix>_T1w.nii.gz`` + ``<prefix>_label-L_desc-T1lesion_mask``.
+
+    The case id is the subject (``sub-r001s001``), as :func:`brainsegfounder.evaluate.case_id_from_reference`
+    names ATLAS references. ATLAS v2.0 has one session per subject; a subject with several T1w
+    files is refused rather than silently picking one. Subjects without a mask (the test release)
+    get ``label=None``.
+    """
+    by_subject: dict[str, list[Path]] = {}
+    for path in sorted(root.glob("**/sub-*/ses-*/anat/*_T1w.nii*")):
+        if _ATLAS_T1.search(path.name) and path.is_file():
+            by_subject.setdefault(path.parts[-4], []).append(path)
+    duplicates = {s: p for s, p in by_subject.items() if len(p) > 1}
+    if duplicates:
+        subject, paths = sorted(duplicates.items())[0]
+        raise DataError(
+            f"subject {subject} has {len(paths)} T1w files ({', '.join(str(p) for p in paths)}); the atlas "
+            f"layout reads one session per subject ({len(duplicates)} subject(s) affected). Keep one, or list "
+            "the sessions you want as separate subjects in a manifest (data.layout: manifest)."
+        )
+    cases = []
+    for subject, (t1,) in sorted(by_subject.items()):
+        prefix = _ATLAS_T1.sub("", t1.name)
+        label = _find_file(t1.parent, f"{prefix}{ATLAS_LESION_SUFFIX}")
+        cases.append(CaseFiles(subject, {"t1w": t1}, label))
+    return cases
+
+
+ATLAS = register_layout(DatasetLayout(
+    "atlas", ("t1w",), "lesion", _atlas_finder,
+    "ATLAS v2.0 (BIDS): .../sub-r001s001/ses-1/anat/sub-r001s001_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz "
+    "and ..._label-L_desc-T1lesion_mask.nii.gz; binary lesion mask",
+))
+
+
+# -- a lab's own data: a manifest file ---------------------------------------------------------------
+
+MANIFEST_NAMES = ("manifest.csv", "manifest.tsv", "manifest.json")
+
+
+def manifest_in(root: str | Path) -> Path:
+    """The one ``manifest.csv`` / ``manifest.tsv`` / ``manifest.json`` in a data folder."""
+    root = Path(root).expanduser()
+    found = [root / name for name in MANIFEST_NAMES if (root / name).is_file()]
+    if len(found) != 1:
+        raise DataError(f"layout 'manifest': expected exactly one of {MANIFEST_NAMES} in {root}, found "
+                        f"{[p.name for p in found] or 'none'}. Point data.manifest at your manifest file.")
+    return found[0]
+
+
+def _manifest_finder(root: Path, layout: DatasetLayout) -> list[CaseFiles]:
+    """A folder holding ``manifest.csv`` (or ``.tsv``, ``.json``): see :mod:`brainsegfounder.data.manifest`."""
+    from brainsegfounder.data.manifest import read_manifest
+
+    return read_manifest(manifest_in(root))
+
+
+# Modalities come from the manifest's columns (or data.modalities), so the layout fixes none.
+MANIFEST = register_layout(DatasetLayout(
+    "manifest", (), None, _manifest_finder,
+    "a manifest (CSV/TSV/JSON) with columns subject_id, one per modality, optional label and fold",
+))

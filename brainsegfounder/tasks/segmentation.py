@@ -19,7 +19,7 @@ from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.errors import DataError
-from brainsegfounder.metrics import dice_per_channel
+from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
@@ -154,6 +154,11 @@ class SegmentationModule(pl.LightningModule):
         dice = dice_per_channel(probabilities > self.hparams.threshold, y > 0)[0]
         metrics = {f"val/dice_{n.lower()}": d for n, d in zip(self.scheme.names, dice, strict=True)}
         metrics["val/dice_mean"] = dice.mean()
+        if self.scheme.num_regions == 1:
+            # Binary lesion tasks (ATLAS): the challenge's lesion-wise F1, per volume, as `evaluate` scores it.
+            predicted, reference = (t[:, 0].cpu().numpy() for t in (probabilities > self.hparams.threshold, y > 0))
+            metrics["val/lesion_f1"] = torch.tensor(
+                [lesion_f1(p, r) for p, r in zip(predicted, reference, strict=True)], device=dice.device).mean()
         self.log_dict(metrics, on_epoch=True, batch_size=1, sync_dist=True)
         return metrics
 
