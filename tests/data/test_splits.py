@@ -30,7 +30,7 @@ def test_low_label_subsets_are_nested_and_deterministic():
     train, _ = train_val_ids(kfold_split(IDS, 5, 0), 0)
     subsets = [label_subset(train, f, seed=1) for f in (0.1, 0.25, 0.5, 1.0)]
     assert [len(s) for s in subsets] == [2, 5, 9, 18]  # ceil(f * 18)
-    for small, large in zip(subsets, subsets[1:]):
+    for small, large in zip(subsets, subsets[1:], strict=False):
         assert set(small) <= set(large)
     assert subsets[1] == label_subset(train, 0.25, seed=1)
     assert len(label_subset(train, count=3, seed=1)) == 3
