@@ -21,6 +21,7 @@ from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.errors import DataError
 from brainsegfounder.metrics import dice_per_channel
 from brainsegfounder.models.presets import build_swin_unetr
+from brainsegfounder.models.weights import load_pretrained
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
 __all__ = ["SegmentationModule", "make_loss"]
@@ -57,6 +58,13 @@ class SegmentationModule(pl.LightningModule):
         threshold: probability above which a voxel is in a region.
         gradient_checkpointing: recompute Swin blocks in backward to save memory.
         dropout_path_rate: stochastic depth of the Swin blocks.
+        init_from: start from this checkpoint (Stage 1/2 SSL, a fine-tune, or a released ``.pt``),
+            through :func:`~brainsegfounder.models.weights.load_pretrained`.
+        modality_map: target modality -> checkpoint modality, when the input channels differ
+            (e.g. ``{flair: flair, t1ce: t1, t1: t1, t2: flair}`` from a Stage-1 checkpoint).
+        source_modalities: the checkpoint's modalities in channel order, if it does not record them.
+        allow_partial_init: accept a checkpoint that fills only part of the encoder.
+        freeze_encoder_epochs: keep the encoder (``net.swinViT``) fixed for this many first epochs.
     """
 
     def __init__(
@@ -76,6 +84,11 @@ class SegmentationModule(pl.LightningModule):
         threshold: float = 0.5,
         gradient_checkpointing: bool = False,
         dropout_path_rate: float = 0.0,
+        init_from: str | None = None,
+        modality_map: dict[str, str] | None = None,
+        source_modalities: list[str] | None = None,
+        allow_partial_init: bool = False,
+        freeze_encoder_epochs: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -85,6 +98,7 @@ class SegmentationModule(pl.LightningModule):
                                     gradient_checkpointing, dropout_path_rate)
         self.loss_fn = make_loss(loss)
         self.roi_size = as_triple(roi_size)
+        self.import_report = None
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -107,6 +121,24 @@ class SegmentationModule(pl.LightningModule):
         if tuple(dm.scheme.names) != self.scheme.names:
             raise DataError(f"model.regions {self.scheme.names} and data.regions {dm.scheme.names} differ; "
                             "set both to the same scheme.")
+        if stage == "fit":
+            self.load_init_weights(verbose=self.trainer.is_global_zero)
+
+    def load_init_weights(self, verbose: bool = True):
+        """Load ``init_from`` once (before a resumed checkpoint, which then takes precedence)."""
+        if self.hparams.init_from and self.import_report is None:
+            self.import_report = load_pretrained(
+                self.net, self.hparams.init_from, modality_map=self.hparams.modality_map,
+                source_modalities=self.hparams.source_modalities, target_modalities=self.modalities,
+                allow_partial=self.hparams.allow_partial_init, verbose=verbose)
+        return self.import_report
+
+    def on_train_epoch_start(self) -> None:
+        # Toggled after the optimiser was built (it holds every parameter); AdamW skips
+        # parameters without gradients, so frozen ones stay exactly as loaded.
+        frozen = self.current_epoch < self.hparams.freeze_encoder_epochs
+        for p in self.net.swinViT.parameters():
+            p.requires_grad_(not frozen)
 
     def _inputs_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x = images_to_tensor(batch, self.modalities)
