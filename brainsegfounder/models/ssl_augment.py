@@ -53,10 +53,12 @@ def rotate_batch(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
                          "use cubic patches")
     labels = labels.to(x.device).long() % 4
     out = x.clone()
-    # A loop over the three non-trivial angles, each applied to all samples that drew it at once.
+    # A loop over the three non-trivial angles, each applied at once to the samples that drew it
+    # (gathered by index, so every sample is copied once, not once per angle).
     for k in (1, 2, 3):
-        chosen = labels == k
-        out = torch.where(chosen.view(-1, *([1] * (x.dim() - 1))), torch.rot90(x, k, dims=ROTATION_PLANE), out)
+        chosen = torch.nonzero(labels == k).flatten()
+        if chosen.numel():
+            out[chosen] = torch.rot90(x[chosen], k, dims=ROTATION_PLANE)
     return out
 
 
