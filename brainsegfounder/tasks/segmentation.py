@@ -114,6 +114,7 @@ class SegmentationModule(pl.LightningModule):
             return
         if self.modalities is None:
             self.modalities = list(dm.modalities)
+            self.hparams["modalities"] = self.modalities  # recorded, so init_from can map channels by name
         if len(self.modalities) != self.hparams.in_channels:
             raise DataError(f"model.in_channels is {self.hparams.in_channels} but the data gives "
                             f"{len(self.modalities)} modalities {self.modalities}; set model.in_channels "
