@@ -76,6 +76,8 @@ def test_stage1_stage2_finetune_chain_carries_the_weights(ukb_root, brats_root, 
     for k, v in net.swinViT.state_dict().items():
         assert torch.equal(v, encoder2[k]), k
     assert fit.model.import_report.encoder_filled == 126
+    saved3 = _state(fit.trainer.checkpoint_callback.last_model_path)
+    assert saved3["hyper_parameters"]["modalities"] == ["flair", "t1ce", "t1", "t2"]
 
 
 def test_encoder_freezing_follows_the_epoch_count():
