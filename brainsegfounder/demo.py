@@ -1,8 +1,12 @@
 """The CPU demo: ``python -m brainsegfounder.demo`` (or ``make demo``).
 
-Generates a synthetic BraTS 2021 set on real MNI152 anatomy when it is missing, fine-tunes the
-tiny Swin UNETR with ``experiments/demo.yaml`` and prints the held-out Dice per region.
-Every run writes a new version folder under ``runs/demo``; nothing is overwritten.
+The whole BrainSegFounder chain on synthetic data, tiny model: Stage 1 SSL on healthy UK
+Biobank-style T1 + FLAIR (``experiments/demo_stage1.yaml``) -> Stage 2 SSL on the BraTS images,
+labels unused, 2 -> 4 channels adapted (``demo_stage2.yaml``) -> fine-tuning from Stage 2
+(``demo.yaml``) -> held-out Dice per region. Each stage's ``last.ckpt`` feeds the next.
+``--stages finetune`` runs the fine-tuning alone (from scratch). Synthetic data sets on real
+MNI152 anatomy are generated when missing. Every run writes new version folders under
+``runs/demo``; nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -17,22 +21,55 @@ from brainsegfounder.fit import main as fit_main
 
 __all__ = ["run_demo"]
 
-CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "demo.yaml"
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+CONFIG = EXPERIMENTS / "demo.yaml"
+STAGE1 = EXPERIMENTS / "demo_stage1.yaml"
+STAGE2 = EXPERIMENTS / "demo_stage2.yaml"
+
+
+def _last_checkpoint(cli) -> str:
+    return cli.trainer.checkpoint_callback.last_model_path
 
 
 def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 15,
-             config: str | Path = CONFIG, extra_args: list[str] | None = None) -> dict[str, float]:
-    """Generate data if needed, fine-tune, and return the best checkpoint's held-out metrics."""
+             config: str | Path = CONFIG, extra_args: list[str] | None = None,
+             ukb_data: str | Path = "data/synthetic_ukb", ukb_subjects: int = 8,
+             stages: str = "all", run_dir: str | Path | None = None) -> dict[str, float]:
+    """Generate data if needed, run the stages, and return the fine-tuned model's held-out metrics.
+
+    Args:
+        stages: ``all`` (Stage 1 -> Stage 2 -> fine-tune) or ``finetune`` (from scratch).
+        run_dir: root of the run folders (default: each config's ``runs/demo``).
+        extra_args: extra dotted overrides for the fine-tuning (e.g. ``--trainer.max_steps=20``).
+    """
     console = Console()
     start = time.perf_counter()
-    data = Path(data)
+    data, ukb_data = Path(data), Path(ukb_data)
     if not any(data.glob("BraTS2021_*")):
         console.print(f"[bold]generating[/] {subjects} synthetic BraTS 2021 subjects in {data}")
         synthetic.generate("brats2021", data, subjects=subjects, seed=0)
-    cli = fit_main(["--config", str(config), f"--data.init_args.root={data}", *(extra_args or [])])
+    where = ([f"--trainer.default_root_dir={run_dir}", f"--trainer.logger.init_args.save_dir={run_dir}"]
+             if run_dir else [])
+    finetune_args = list(extra_args or [])
+    if stages == "all":
+        if not any(ukb_data.glob("*_20252_2_0")):
+            console.print(f"[bold]generating[/] {ukb_subjects} synthetic UK Biobank subjects in {ukb_data}")
+            synthetic.generate("ukb", ukb_data, subjects=ukb_subjects, seed=1)
+        console.rule("Stage 1: SSL on healthy T1 + FLAIR")
+        stage1 = fit_main(["--config", str(STAGE1), f"--data.init_args.root={ukb_data}", *where])
+        console.rule("Stage 2: disease-aware SSL on the BraTS images (labels unused)")
+        stage2 = fit_main(["--config", str(STAGE2), f"--data.init_args.root={data}",
+                           f"--model.init_args.init_from={_last_checkpoint(stage1)}", *where])
+        finetune_args = [f"--model.init_args.init_from={_last_checkpoint(stage2)}", *finetune_args]
+        console.rule("Fine-tuning from Stage 2")
+    elif stages != "finetune":
+        raise ValueError(f"stages must be 'all' or 'finetune', got {stages!r}")
+    cli = fit_main(["--config", str(config), f"--data.init_args.root={data}", *where, *finetune_args])
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return getattr(cli, "best_metrics", {})
 
 
 if __name__ == "__main__":
-    run_demo()
+    import sys
+
+    run_demo(stages=sys.argv[sys.argv.index("--stages") + 1] if "--stages" in sys.argv else "all")

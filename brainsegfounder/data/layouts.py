@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import torchio as tio
 from brainsegfounder.errors import DataError
 
 __all__ = ["CaseFiles", "DatasetLayout", "LAYOUTS", "register_layout", "find_cases", "load_subjects",
-           "cases_to_subjects", "read_fold_json"]
+           "cases_to_subjects", "read_fold_json", "pattern_layout", "UKB_PATTERNS"]
 
 NIFTI = (".nii.gz", ".nii")
 
@@ -114,6 +115,60 @@ BRATS2023 = register_layout(DatasetLayout(
     "BraTS 2023: BraTS-GLI-00000-000/BraTS-GLI-00000-000-{t1n,t1c,t2w,t2f,seg}.nii.gz; labels 1, 2, 3",
 ))
 
+
+def _pattern_finder(patterns: dict[str, str]) -> Callable[[Path, DatasetLayout], list[CaseFiles]]:
+    """Cases from per-modality path patterns with an ``{id}`` placeholder (relative to the root).
+
+    The first modality's pattern finds the participants; a participant missing another modality
+    is left out with a warning (in UK Biobank many participants have a T1 but no FLAIR).
+    """
+
+    def find(root: Path, layout: DatasetLayout) -> list[CaseFiles]:
+        first = patterns[layout.modalities[0]]
+        regex = re.compile("^" + re.escape(first).replace(re.escape("{id}"), "(?P<id>[^/]+)") + "$")
+        cases, incomplete = [], []
+        for path in sorted(root.glob(first.replace("{id}", "*"))):
+            found = regex.match(path.relative_to(root).as_posix())
+            if not found:
+                continue
+            case_id = found["id"]
+            images = {m: root / patterns[m].replace("{id}", case_id) for m in layout.modalities}
+            if all(p.exists() for p in images.values()):
+                cases.append(CaseFiles(case_id, images))
+            else:
+                incomplete.append(case_id)
+        if incomplete:
+            logging.getLogger(__name__).warning(
+                "%s: %d participant(s) lack a modality and are left out, e.g. %s", layout.name, len(incomplete),
+                incomplete[:3])
+        return cases
+
+    return find
+
+
+def pattern_layout(name: str, patterns: dict[str, str], description: str = "") -> DatasetLayout:
+    """A layout whose files are found by per-modality patterns with an ``{id}`` placeholder.
+
+    Example (a lab that unpacked UK Biobank differently):
+        >>> lay = pattern_layout("my_ukb", {"t1": "{id}/T1_brain_to_MNI.nii.gz",
+        ...                                 "flair": "{id}/T2_FLAIR_brain_to_MNI.nii.gz"})
+        >>> lay.modalities
+        ('t1', 'flair')
+    """
+    if not patterns or any("{id}" not in p for p in patterns.values()):
+        raise DataError(f"layout {name}: every file pattern needs an {{id}} placeholder, got {patterns}.")
+    return DatasetLayout(name, tuple(patterns), None, _pattern_finder(dict(patterns)),
+                         description or "; ".join(f"{m}: {p}" for m, p in patterns.items()))
+
+
+#: UK Biobank data fields 20252 (T1) and 20253 (T2-FLAIR), first imaging visit, as unpacked from
+#: the bulk zips; other unpackings: ``UnlabelledDataModule(patterns=...)`` or :func:`pattern_layout`.
+UKB_PATTERNS = {"t1": "{id}_20252_2_0/T1/T1_brain_to_MNI.nii.gz",
+                "flair": "{id}_20253_2_0/T2_FLAIR/T2_FLAIR_brain_to_MNI.nii.gz"}
+UKB = register_layout(pattern_layout(
+    "ukb", UKB_PATTERNS,
+    "UK Biobank: <eid>_20252_2_0/T1/T1_brain_to_MNI.nii.gz and <eid>_20253_2_0/T2_FLAIR/T2_FLAIR_brain_to_MNI.nii.gz",
+))
 
 def _modality_of(path: Path, modalities: tuple[str, ...]) -> str | None:
     """The modality a BraTS-style file name ends with (``..._t1ce.nii.gz`` -> ``t1ce``)."""

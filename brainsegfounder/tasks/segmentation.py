@@ -21,6 +21,7 @@ from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.errors import DataError
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.presets import build_swin_unetr
+from brainsegfounder.models.weights import load_pretrained
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
 __all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss"]
@@ -60,6 +61,13 @@ class SegmentationModule(pl.LightningModule):
         threshold: probability above which a voxel is in a region.
         gradient_checkpointing: recompute Swin blocks in backward to save memory.
         dropout_path_rate: stochastic depth of the Swin blocks.
+        init_from: start from this checkpoint (Stage 1/2 SSL, a fine-tune, or a released ``.pt``),
+            through :func:`~brainsegfounder.models.weights.load_pretrained`.
+        modality_map: target modality -> checkpoint modality, when the input channels differ
+            (e.g. ``{flair: flair, t1ce: t1, t1: t1, t2: flair}`` from a Stage-1 checkpoint).
+        source_modalities: the checkpoint's modalities in channel order, if it does not record them.
+        allow_partial_init: accept a checkpoint that fills only part of the encoder.
+        freeze_encoder_epochs: keep the encoder (``net.swinViT``) fixed for this many first epochs.
     """
 
     def __init__(
@@ -79,6 +87,11 @@ class SegmentationModule(pl.LightningModule):
         threshold: float = 0.5,
         gradient_checkpointing: bool = False,
         dropout_path_rate: float = 0.0,
+        init_from: str | None = None,
+        modality_map: dict[str, str] | None = None,
+        source_modalities: list[str] | None = None,
+        allow_partial_init: bool = False,
+        freeze_encoder_epochs: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -89,6 +102,7 @@ class SegmentationModule(pl.LightningModule):
         self.loss_fn = make_loss(loss)
         self.roi_size = as_triple(roi_size)
         self.preprocessing_settings: dict = {}
+        self.import_report = None
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -104,6 +118,7 @@ class SegmentationModule(pl.LightningModule):
             return
         if self.modalities is None:
             self.modalities = list(dm.modalities)
+            self.hparams["modalities"] = self.modalities  # recorded, so init_from can map channels by name
         if len(self.modalities) != self.hparams.in_channels:
             raise DataError(f"model.in_channels is {self.hparams.in_channels} but the data gives "
                             f"{len(self.modalities)} modalities {self.modalities}; set model.in_channels "
@@ -111,6 +126,24 @@ class SegmentationModule(pl.LightningModule):
         if tuple(dm.scheme.names) != self.scheme.names:
             raise DataError(f"model.regions {self.scheme.names} and data.regions {dm.scheme.names} differ; "
                             "set both to the same scheme.")
+        if stage == "fit":
+            self.load_init_weights(verbose=self.trainer.is_global_zero)
+
+    def load_init_weights(self, verbose: bool = True):
+        """Load ``init_from`` once (before a resumed checkpoint, which then takes precedence)."""
+        if self.hparams.init_from and self.import_report is None:
+            self.import_report = load_pretrained(
+                self.net, self.hparams.init_from, modality_map=self.hparams.modality_map,
+                source_modalities=self.hparams.source_modalities, target_modalities=self.modalities,
+                allow_partial=self.hparams.allow_partial_init, verbose=verbose)
+        return self.import_report
+
+    def on_train_epoch_start(self) -> None:
+        # Toggled after the optimiser was built (it holds every parameter); AdamW skips
+        # parameters without gradients, so frozen ones stay exactly as loaded.
+        frozen = self.current_epoch < self.hparams.freeze_encoder_epochs
+        for p in self.net.swinViT.parameters():
+            p.requires_grad_(not frozen)
 
     # -- what prediction needs to know ------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,0 +1,161 @@
+"""Images without labels for self-supervised pretraining: random crops from a TorchIO queue.
+
+Any registered layout works (``ukb`` for Stage 1; ``brats2021``, ``brats2023`` or ``atlas`` for
+Stage 2, whose labels are ignored), or per-modality file ``patterns`` with an ``{id}`` placeholder.
+Preprocessing is the segmentation pipeline's (``data/transforms.py``), so pretraining and
+fine-tuning see the same intensities and orientation.
+
+Example:
+    >>> from brainsegfounder.data.unlabelled import UnlabelledDataModule  # doctest: +SKIP
+    >>> dm = UnlabelledDataModule(root="data/synthetic_ukb", layout="ukb", patch_size=64)  # doctest: +SKIP
+    >>> dm.setup("fit"); batch = next(iter(dm.train_dataloader()))  # doctest: +SKIP
+    >>> dm.images_to_tensor(batch).shape  # doctest: +SKIP
+    torch.Size([2, 2, 64, 64, 64])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torchio as tio
+from torch.utils.data import DataLoader, DistributedSampler
+
+from brainsegfounder.data.datamodule import as_triple, collate_subjects, images_to_tensor
+from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, DatasetLayout, cases_to_subjects, pattern_layout
+from brainsegfounder.data.splits import kfold_split, train_val_ids
+from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
+from brainsegfounder.data.validation import validate_cases
+from brainsegfounder.errors import DataError
+
+__all__ = ["UnlabelledDataModule"]
+
+
+class UnlabelledDataModule(pl.LightningDataModule):
+    """Unlabelled volumes served as random crops (training) and centre crops (validation).
+
+    Args:
+        root: data set folder.
+        layout: a registered layout name (``ukb``, ``brats2021``, ``atlas``, ...).
+        patterns: ``{modality: "path/with/{id}/placeholder.nii.gz"}`` relative to ``root``,
+            instead of the layout's own file names (e.g. another UK Biobank unpacking).
+        modalities: modalities to use, in channel order; default: all of the layout's.
+        val_count: subjects held out for the validation loss and the logged images.
+        exclude_fold: leave out this fold of the segmentation split (``n_folds``, ``split_seed``,
+            the same seeded split :class:`~brainsegfounder.data.datamodule.SegmentationDataModule`
+            makes), so that Stage 2 never sees the fine-tuning's held-out subjects.
+        n_folds, split_seed: that split.
+        patch_size: crop side(s) in voxels (multiples of 32, at least 64).
+        batch_size: crops per batch (each gives two augmented views).
+        samples_per_volume: crops drawn per loaded volume (2 in the paper).
+        queue_length: crops held by the TorchIO queue.
+        num_workers: processes loading volumes.
+        augmentation: TorchIO augmentation before cropping (default: flips and intensity jitter off;
+            the SSL views are made on the batch by the model).
+        spacing: resample to this voxel size in mm (``None``: keep the data's grid).
+        crop_to_brain: crop volumes to the brain's bounding box.
+        validate: ``full``, ``header`` or ``off`` (see the segmentation data module).
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synthetic_ukb",
+        layout: str = "ukb",
+        patterns: dict[str, str] | None = None,
+        modalities: list[str] | None = None,
+        val_count: int = 1,
+        exclude_fold: int | None = None,
+        n_folds: int = 5,
+        split_seed: int = 0,
+        patch_size: int | list[int] = 96,
+        batch_size: int = 2,
+        samples_per_volume: int = 2,
+        queue_length: int = 16,
+        num_workers: int = 2,
+        augmentation: Augmentation | None = None,
+        spacing: float | None = None,
+        crop_to_brain: bool = False,
+        validate: Literal["full", "header", "off"] = "header",
+    ):
+        super().__init__()
+        if patterns:
+            self.spec: DatasetLayout = pattern_layout(layout, patterns)
+        elif layout in LAYOUTS:
+            self.spec = LAYOUTS[layout]
+        else:
+            raise DataError(f"unknown data layout {layout!r}; choose one of {sorted(LAYOUTS)}, or give "
+                            "data.patterns {modality: 'path/{id}/file.nii.gz'}.")
+        self.root, self.layout = root, layout
+        self.modalities = list(modalities or self.spec.modalities)
+        unknown = set(self.modalities) - set(self.spec.modalities)
+        if unknown:
+            raise DataError(f"modalities {sorted(unknown)} are not part of layout {layout!r}, whose "
+                            f"modalities are {self.spec.modalities}.")
+        self.val_count, self.exclude_fold, self.n_folds, self.split_seed = val_count, exclude_fold, n_folds, split_seed
+        self.patch_size = as_triple(patch_size)
+        self.batch_size, self.samples_per_volume = batch_size, samples_per_volume
+        self.queue_length, self.num_workers = queue_length, num_workers
+        self.augmentation = augmentation or Augmentation(flip_probability=0.0, intensity_probability=0.0)
+        self.spacing, self.crop_to_brain, self.validate = spacing, crop_to_brain, validate
+        self.train_cases: list[CaseFiles] = []
+        self.val_cases: list[CaseFiles] = []
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.modalities)
+
+    def images_to_tensor(self, batch: dict) -> torch.Tensor:
+        return images_to_tensor(batch, self.modalities)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_cases:
+            return
+        root = Path(self.root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"data root {root} does not exist or is not a folder. Set data.root (or generate a "
+                            f"synthetic set: python -m brainsegfounder.data.synthetic --layout {self.layout} "
+                            f"--out {root}).")
+        cases = self.spec.finder(root, self.spec)
+        if not cases:
+            raise DataError(f"no {self.layout} cases found under {root}. Expected: {self.spec.description}.")
+        for case in cases:
+            case.images = {m: case.images[m] for m in self.modalities}
+            case.label = None  # SSL never reads labels
+        if self.exclude_fold is not None:
+            folds = kfold_split([c.subject_id for c in cases], self.n_folds, self.split_seed)
+            keep, _ = train_val_ids(folds, self.exclude_fold)
+            cases = [c for c in cases if c.subject_id in set(keep)]
+        if len(cases) <= self.val_count:
+            raise DataError(f"{len(cases)} subject(s) under {root} but data.val_count is {self.val_count}; "
+                            "add subjects or lower val_count.")
+        self.val_cases = cases[: self.val_count]
+        self.train_cases = cases[self.val_count:]
+        if self.validate != "off":
+            validate_cases(self.train_cases + self.val_cases, None, read_data=self.validate == "full")
+
+    def _steps(self) -> list[tio.Transform]:
+        return preprocessing(self.patch_size, self.spacing, self.crop_to_brain)
+
+    def train_dataloader(self) -> DataLoader:
+        subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases),
+                                       transform=tio.Compose([*self._steps(), *augmentation(self.augmentation)]))
+        subject_sampler = None
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            subject_sampler = DistributedSampler(subjects, num_replicas=trainer.world_size,
+                                                 rank=trainer.global_rank, shuffle=True, seed=self.split_seed)
+            subject_sampler.set_epoch(trainer.current_epoch)
+        queue = tio.Queue(subjects, max_length=max(self.queue_length, self.samples_per_volume),
+                          samples_per_volume=self.samples_per_volume, sampler=tio.UniformSampler(self.patch_size),
+                          subject_sampler=subject_sampler, num_workers=self.num_workers,
+                          shuffle_subjects=subject_sampler is None, shuffle_patches=True)
+        return DataLoader(queue, batch_size=self.batch_size, num_workers=0, collate_fn=collate_subjects)
+
+    def val_dataloader(self) -> DataLoader:
+        # Centre crops of the patch size: the model's input must be a multiple of 32 in each side.
+        transform = tio.Compose([*self._steps(), tio.CropOrPad(self.patch_size)])
+        subjects = tio.SubjectsDataset(cases_to_subjects(self.val_cases), transform=transform)
+        return DataLoader(subjects, batch_size=self.batch_size,
+                          num_workers=0, collate_fn=collate_subjects)

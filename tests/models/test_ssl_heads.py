@@ -1,0 +1,65 @@
+"""The SSL losses against hand-computed values, and the heads' shapes."""
+
+import math
+
+import pytest
+import torch
+
+from brainsegfounder.models.ssl_heads import SSLHeads, SSLLoss, inpainting_decoder
+
+
+def test_rotation_loss_is_cross_entropy_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]])
+    labels = torch.tensor([0, 2])
+    p0 = math.exp(2) / (math.exp(2) + 3)
+    p1 = math.exp(1) / (2 + math.exp(1) + math.exp(3))
+    expected = -(math.log(p0) + math.log(p1)) / 2
+    out = {"rotation": logits, "contrastive": torch.eye(2), "reconstruction": torch.zeros(2, 1, 1, 1, 1)}
+    assert SSLLoss()(out, labels, torch.zeros(2, 1, 1, 1, 1))["rotation"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_contrastive_loss_is_nt_xent_by_hand():
+    # Two samples, two views each (rows 0, 1 = view 1; rows 2, 3 = view 2); temperature 0.5.
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 2.0]])
+    unit = [[a / math.hypot(*v) for a in v] for v in z.tolist()]
+    cos = [[sum(a * b for a, b in zip(u, w, strict=True)) for w in unit] for u in unit]
+    positive = {0: 2, 1: 3, 2: 0, 3: 1}
+    expected = 0.0
+    for i in range(4):
+        denominator = sum(math.exp(cos[i][k] / 0.5) for k in range(4) if k != i)
+        expected += -math.log(math.exp(cos[i][positive[i]] / 0.5) / denominator)
+    expected /= 4
+    out = {"rotation": torch.zeros(4, 4), "contrastive": z, "reconstruction": torch.zeros(4, 1, 1, 1, 1)}
+    got = SSLLoss(temperature=0.5)(out, torch.zeros(4, dtype=torch.long), torch.zeros(4, 1, 1, 1, 1))
+    assert got["contrastive"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_reconstruction_loss_and_weighted_total_by_hand():
+    target = torch.tensor([1.0, -2.0, 0.5, 0.0]).view(4, 1, 1, 1, 1)
+    recon = torch.tensor([0.0, 0.0, 0.0, 1.0]).view(4, 1, 1, 1, 1)
+    out = {"rotation": torch.zeros(4, 4), "contrastive": torch.eye(4)[:, :2] + 1, "reconstruction": recon}
+    loss = SSLLoss(rotation_weight=0.5, contrastive_weight=0.0, reconstruction_weight=2.0)
+    parts = loss(out, torch.zeros(4, dtype=torch.long), target)
+    assert parts["reconstruction"].item() == pytest.approx((1 + 2 + 0.5 + 1) / 4)
+    assert parts["rotation"].item() == pytest.approx(math.log(4), rel=1e-6)
+    assert parts["total"].item() == pytest.approx(0.5 * math.log(4) + 2.0 * 1.125, rel=1e-6)
+
+
+def test_heads_read_the_bottleneck_tokens_and_decode_to_the_input_size():
+    torch.manual_seed(0)
+    heads = SSLHeads(preset="tiny", in_channels=2, feature_size=12, projection_dim=32)
+    x = torch.randn(2, 2, 64, 64, 64)
+    out = heads(x)
+    assert out["rotation"].shape == (2, 4) and out["contrastive"].shape == (2, 32)
+    assert out["reconstruction"].shape == x.shape
+    tokens = heads.swinViT(x)[4].flatten(2).transpose(1, 2)
+    assert torch.allclose(out["rotation"], heads.rotation_head(tokens[:, 0]))
+    assert torch.allclose(out["contrastive"], heads.contrastive_head(tokens[:, 1]))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        heads(torch.randn(1, 2, 32, 32, 32))
+
+
+def test_decoder_upsamples_five_times():
+    decoder = inpainting_decoder(192, 4)
+    assert decoder(torch.randn(1, 192, 2, 2, 2)).shape == (1, 4, 64, 64, 64)
+    assert sum(isinstance(m, torch.nn.Upsample) for m in decoder) == 5
