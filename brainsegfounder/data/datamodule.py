@@ -82,6 +82,29 @@ def in_place(steps: Sequence[tio.Transform]) -> tio.Compose:
     return tio.Compose(list(steps), copy=False)
 
 
+def patch_loader(subjects: tio.SubjectsDataset, sampler: tio.data.PatchSampler, trainer, seed: int,
+                 queue_length: int, samples_per_volume: int, num_workers: int, batch_size: int) -> DataLoader:
+    """A TorchIO patch queue over ``subjects`` in a loader that every task's training uses.
+
+    Under DDP each rank loads its own disjoint share of the subjects (a ``DistributedSampler`` as
+    the queue's subject sampler; Lightning's own sampler injection is off because it would wrap
+    the queue). Each epoch starts from ``(seed, step, rank)`` so resumed runs see the same
+    patches (:mod:`brainsegfounder.data.reproducible`).
+    """
+    subject_sampler = None
+    if trainer is not None and trainer.world_size > 1:
+        subject_sampler = DistributedSampler(subjects, num_replicas=trainer.world_size,
+                                             rank=trainer.global_rank, shuffle=True, seed=seed)
+        subject_sampler.set_epoch(trainer.current_epoch)
+    queue = tio.Queue(subjects, max_length=max(queue_length, samples_per_volume),
+                      samples_per_volume=samples_per_volume, sampler=sampler,
+                      subject_sampler=subject_sampler, num_workers=num_workers,
+                      shuffle_subjects=subject_sampler is None, shuffle_patches=True)
+    # The queue's own workers load volumes; the loader adds no processes and no shuffling.
+    position = (lambda: (trainer.global_step, trainer.global_rank)) if trainer is not None else None
+    return QueueLoader(queue, position=position, batch_size=batch_size, collate_fn=collate_subjects)
+
+
 class SegmentationDataModule(pl.LightningDataModule):
     """Labelled subjects of one data set, split into folds, served as patches and whole volumes.
 
@@ -252,21 +275,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases), transform=self.train_transform())
         sampler = tio.LabelSampler(self.patch_size, label_name="label",
                                    label_probabilities=self.label_probabilities)
-        subject_sampler = None
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.world_size > 1:
-            # Each rank loads its own disjoint share of the subjects.
-            subject_sampler = DistributedSampler(subjects, num_replicas=trainer.world_size,
-                                                 rank=trainer.global_rank, shuffle=True, seed=self.split_seed)
-            subject_sampler.set_epoch(trainer.current_epoch)
-        queue = tio.Queue(subjects, max_length=max(self.queue_length, self.samples_per_volume),
-                          samples_per_volume=self.samples_per_volume, sampler=sampler,
-                          subject_sampler=subject_sampler, num_workers=self.num_workers,
-                          shuffle_subjects=subject_sampler is None, shuffle_patches=True)
-        # The queue's own workers load volumes; the loader must not add processes or shuffling. Each
-        # epoch starts from (seed, step, rank), so resumed runs see the same patches (reproducible.py).
-        position = (lambda: (trainer.global_step, trainer.global_rank)) if trainer is not None else None
-        return QueueLoader(queue, position=position, batch_size=self.batch_size, collate_fn=collate_subjects)
+        return patch_loader(subjects, sampler, getattr(self, "trainer", None), seed=self.split_seed,
+                            queue_length=self.queue_length, samples_per_volume=self.samples_per_volume,
+                            num_workers=self.num_workers, batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         subjects = tio.SubjectsDataset(cases_to_subjects(self.val_cases), transform=self.preprocessing())

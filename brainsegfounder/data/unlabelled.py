@@ -21,10 +21,11 @@ from typing import Literal
 import pytorch_lightning as pl
 import torch
 import torchio as tio
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from brainsegfounder.data.datamodule import as_triple, collate_subjects, images_to_tensor
+from brainsegfounder.data.datamodule import as_triple, collate_subjects, images_to_tensor, patch_loader
 from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, DatasetLayout, cases_to_subjects, pattern_layout
+from brainsegfounder.data.reproducible import shard_for_ranks
 from brainsegfounder.data.splits import kfold_split, train_val_ids
 from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
@@ -141,21 +142,16 @@ class UnlabelledDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases),
                                        transform=tio.Compose([*self._steps(), *augmentation(self.augmentation)]))
-        subject_sampler = None
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.world_size > 1:
-            subject_sampler = DistributedSampler(subjects, num_replicas=trainer.world_size,
-                                                 rank=trainer.global_rank, shuffle=True, seed=self.split_seed)
-            subject_sampler.set_epoch(trainer.current_epoch)
-        queue = tio.Queue(subjects, max_length=max(self.queue_length, self.samples_per_volume),
-                          samples_per_volume=self.samples_per_volume, sampler=tio.UniformSampler(self.patch_size),
-                          subject_sampler=subject_sampler, num_workers=self.num_workers,
-                          shuffle_subjects=subject_sampler is None, shuffle_patches=True)
-        return DataLoader(queue, batch_size=self.batch_size, num_workers=0, collate_fn=collate_subjects)
+        return patch_loader(subjects, tio.UniformSampler(self.patch_size), getattr(self, "trainer", None),
+                            seed=self.split_seed, queue_length=self.queue_length,
+                            samples_per_volume=self.samples_per_volume, num_workers=self.num_workers,
+                            batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         # Centre crops of the patch size: the model's input must be a multiple of 32 in each side.
         transform = tio.Compose([*self._steps(), tio.CropOrPad(self.patch_size)])
         subjects = tio.SubjectsDataset(cases_to_subjects(self.val_cases), transform=transform)
-        return DataLoader(subjects, batch_size=self.batch_size,
-                          num_workers=0, collate_fn=collate_subjects)
+        trainer = getattr(self, "trainer", None)
+        sampler = shard_for_ranks(subjects, trainer.world_size, trainer.global_rank) if trainer else None
+        return DataLoader(subjects, batch_size=self.batch_size, num_workers=0, sampler=sampler,
+                          collate_fn=collate_subjects)

@@ -2,8 +2,8 @@
 # The same multi-node run without SLURM: torchrun starts one process per GPU on each node and
 # Lightning reads the rank, world size and master address from torchrun's environment
 # (TorchElasticEnvironment). Run this script on every node with the same MASTER_ADDR:
-#   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 bash experiments/slurm/torchrun.sh experiments/pretrain_stage1.yaml
-#   NNODES=2 NODE_RANK=1 MASTER_ADDR=node0 bash experiments/slurm/torchrun.sh experiments/pretrain_stage1.yaml
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0 bash experiments/slurm/torchrun.sh experiments/ukb_pretrain.yaml
+#   NNODES=2 NODE_RANK=1 MASTER_ADDR=node0 bash experiments/slurm/torchrun.sh experiments/ukb_pretrain.yaml
 # On one machine: `python -m brainsegfounder.fit --config X.yaml --trainer.devices=4 --trainer.strategy=ddp`
 # is enough (Lightning launches the ranks itself). A restart resumes with --ckpt_path last.
 set -euo pipefail
