@@ -54,13 +54,14 @@ def test_training_step_targets_are_brats_regions():
 
 @pytest.mark.slow
 def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
-    """60 steps of the demo recipe on 2 mm synthetic BraTS: whole-tumour Dice >= 0.2 and well above chance.
+    """The demo's fine-tuning (100 steps) on its data: whole-tumour Dice >= 0.25 and well above chance.
 
     Why these floors: an untrained network thresholded at 0.5 marks a large, arbitrary part of the
-    volume, so its WT Dice is near 0 (computed here, not assumed). The same recipe from scratch,
-    measured on the idle 2-core machine (`python -m brainsegfounder.demo --stages finetune`,
-    2026-11-27), gave WT 0.30 at step 50 and 0.38 at step 100; 0.2 at step 60 leaves room for
-    run-to-run variation while still failing a run that does not learn.
+    volume, so its WT Dice is near 0 (computed here, not assumed). This exact run (demo.yaml, the
+    same 15 generated brains, seed 0) measured WT 0.38 at step 100 on the idle 2-core machine
+    (`python -m brainsegfounder.demo --stages finetune`, 2026-11-27); a 60-step variant reached only
+    0.19, so the budget is the demo's. 0.25 leaves room for CPU nondeterminism while still failing
+    a run that does not learn.
     """
     from brainsegfounder.data.synthetic import generate
 
@@ -71,7 +72,7 @@ def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
                            use_distributed_sampler=False).validate(
         SegmentationModule(preset="tiny", feature_size=12, roi_size=64, sw_overlap=0.25),
         SegmentationDataModule(root=str(root), patch_size=64, num_workers=0), verbose=False)[0]
-    cli = _fit(root, tmp_path / "run", "--trainer.max_steps=60", "--trainer.val_check_interval=30")
+    cli = _fit(root, tmp_path / "run")
     wt = cli.best_metrics["val/dice_wt"]
-    assert wt >= 0.2
+    assert wt >= 0.25
     assert wt > untrained["val/dice_wt"] + 0.1
