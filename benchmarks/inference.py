@@ -14,11 +14,11 @@ BraTS size and the preset's feature size 48.
 
     python -m benchmarks.inference           # quick
     python -m benchmarks.inference --full    # the figure reported
+    python -m benchmarks.inference --full --repeats 2
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -116,7 +116,13 @@ def run(full: bool = False, repeats: int | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
-    for result in run(full="--full" in sys.argv):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="BraTS size (240x240x155x4), feature size 48")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats of each side (default 3)")
+    args = parser.parse_args()
+    for result in run(full=args.full, repeats=args.repeats):
         print(f"{result.name}: ours {result.ours_median:.2f} s, baseline {result.baseline_median:.2f} s, "
               f"ratio {result.ratio:.3f} (target {result.target_op} {result.target}), "
               f"samples ours {[round(s, 2) for s in result.ours_samples]}, "

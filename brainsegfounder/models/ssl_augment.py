@@ -5,7 +5,8 @@ the first two spatial axes, whose label the rotation head predicts) and :func:`m
 (random cuboids filled first with noise, then with the same region of another sample; the
 inpainting decoder reconstructs what they hid). Nothing loops over samples or cuboids in Python:
 rotations loop over the four angles, masks are built for all cuboids of all samples at once by
-broadcasting, so a GPU batch never waits on the host.
+broadcasting, and noise is drawn only for the voxels it fills. A call synchronises with the host
+twice (the donor shift and the number of noise values), not once per sample or cuboid.
 
 The cuboid masks are written here by hand: neither MONAI nor TorchIO has a batched cuboid
 inpainting mask (MONAI's ``RandCoarseDropout`` works on one sample at a time, on the CPU).
@@ -41,24 +42,29 @@ def random_rotations(x: torch.Tensor, generator: torch.Generator | None = None) 
     return torch.randint(0, 4, (x.shape[0],), generator=generator, device=_gen_device(x, generator)).to(x.device)
 
 
-def rotate_batch(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def rotate_batch(x: torch.Tensor, labels: torch.Tensor, repeats: int = 1) -> torch.Tensor:
     """Rotate each sample ``x[i]`` by ``labels[i]`` quarter turns in :data:`ROTATION_PLANE`.
 
     ``rotate_batch(rotate_batch(x, k), (4 - k) % 4)`` is ``x`` again. The two rotated axes must be
-    of equal length (cubic patches), so every sample keeps its shape.
+    of equal length (cubic patches), so every sample keeps its shape. With ``repeats=n`` the batch
+    is taken ``n`` times over (``labels`` has ``n * B`` entries): the same as rotating
+    ``torch.cat([x] * n)``, without making that copy first.
     """
     a, b = ROTATION_PLANE
     if x.shape[a] != x.shape[b]:
         raise ValueError(f"rotation needs equal sides on axes {ROTATION_PLANE}, got shape {tuple(x.shape)}; "
                          "use cubic patches")
     labels = labels.to(x.device).long() % 4
-    out = x.clone()
-    # A loop over the three non-trivial angles, each applied at once to the samples that drew it
-    # (gathered by index, so every sample is copied once, not once per angle).
-    for k in (1, 2, 3):
+    if labels.shape[0] != repeats * x.shape[0]:
+        raise ValueError(f"{labels.shape[0]} rotation labels for {repeats} x {x.shape[0]} samples")
+    out = x.new_empty((repeats * x.shape[0], *x.shape[1:]))
+    # A loop over the four angles, each applied at once to the samples that drew it (gathered by
+    # index, so every sample is written once, not once per angle).
+    for k in range(4):
         chosen = torch.nonzero(labels == k).flatten()
         if chosen.numel():
-            out[chosen] = torch.rot90(x[chosen], k, dims=ROTATION_PLANE)
+            source = x[chosen % x.shape[0]]
+            out[chosen] = torch.rot90(source, k, dims=ROTATION_PLANE) if k else source
     return out
 
 
@@ -114,6 +120,7 @@ def mask_cuboids(
     max_side: float = 0.3,
     noise_share: float = 0.5,
     generator: torch.Generator | None = None,
+    groups: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide random cuboids of each sample: the first ones under noise, the rest under another sample.
 
@@ -122,7 +129,8 @@ def mask_cuboids(
     ``max_side ** 3 <= max_fraction`` is required), so the masked fraction (their union) lies in
     ``[min_side ** 3, max_fraction]``.
     The first ``noise_share`` of the cuboids are filled with Gaussian noise of the sample's own
-    per-channel mean and standard deviation; the others with the same region of another sample of
+    per-channel mean and standard deviation
+    (estimated on every second voxel along each axis); the others with the same region of another sample of
     the batch (``x[(i + s) % B]`` for a random shift ``s`` in ``1..B-1``; noise when ``B == 1``).
 
     Args:
@@ -132,6 +140,8 @@ def mask_cuboids(
         min_side, max_side: cuboid side as a fraction of each axis.
         noise_share: fraction of the cuboids filled with noise (the rest with another sample).
         generator: random generator (its device must be ``x``'s, or None).
+        groups: the batch is this many equal blocks (e.g. the two views of :func:`ssl_views`) and
+            a donor is always another sample of the same block.
 
     Returns:
         ``(masked, mask)``: the masked batch and the boolean mask ``(B, 1, X, Y, Z)`` of hidden voxels.
@@ -139,26 +149,41 @@ def mask_cuboids(
     if max_side ** 3 > max_fraction:
         raise ValueError(f"max_side {max_side} gives cuboids larger than max_fraction {max_fraction}; "
                          f"use max_side <= {max_fraction ** (1 / 3):.3f}")
-    b, c, *spatial = x.shape
+    if x.shape[0] % groups:
+        raise ValueError(f"a batch of {x.shape[0]} samples does not split into {groups} equal groups")
+    n, c, *spatial = x.shape
+    b = n // groups  # samples per block
     spatial_shape = tuple(spatial)
     n_voxels = spatial[0] * spatial[1] * spatial[2]
-    low, high = cuboid_boxes(b, spatial_shape, n_cuboids, min_side, max_side, generator, x.device)
+    low, high = cuboid_boxes(n, spatial_shape, n_cuboids, min_side, max_side, generator, x.device)
     # The sum of volumes bounds their union, and is known before any mask is drawn.
-    volumes = (high - low).prod(-1).float() / n_voxels  # (B, K)
+    volumes = (high - low).prod(-1).float() / n_voxels  # (N, K)
     keep = torch.cumsum(volumes, dim=1) <= max_fraction + 1e-9  # a prefix of True per sample
     n_noise = max(1, int(round(noise_share * n_cuboids))) if b > 1 else n_cuboids
     noise_mask = boxes_to_masks(low[:, :n_noise], high[:, :n_noise], spatial_shape, keep[:, :n_noise])
     donor_mask = boxes_to_masks(low[:, n_noise:], high[:, n_noise:], spatial_shape, keep[:, n_noise:])
 
-    flat = x.flatten(2)
-    mean, std = flat.mean(-1), flat.std(-1)
-    noise = torch.randn(x.shape, generator=generator, device=_gen_device(x, generator)).to(x.device, x.dtype)
-    noise = noise * std[..., None, None, None] + mean[..., None, None, None]
-    out = torch.where(noise_mask, noise, x)
     if b > 1:
         shift = int(torch.randint(1, b, (1,), generator=generator, device=_gen_device(x, generator)))
-        donor = torch.roll(x, shifts=shift, dims=0)  # donor of sample i is sample (i - shift) % B
-        out = torch.where(donor_mask, donor, out)
+        # The donor of sample i is sample (i - shift) % b of its own block.
+        donor = torch.roll(x.view(groups, b, *x.shape[1:]), shifts=shift, dims=1).view_as(x)
+        out = torch.where(donor_mask, donor, x)
+    else:
+        out = x.clone()
+    # Noise is drawn only for the voxels it fills (donor cuboids drawn later cover earlier noise):
+    # one value per hidden voxel and channel, in ``masked_scatter_``'s (B, C, X, Y, Z) order, scaled
+    # by its own sample's and channel's statistics. Drawing a whole batch of noise and selecting
+    # from it cost most of this function's time on the CPU (see benchmarks/ssl_augment.py).
+    noise_only = noise_mask & ~donor_mask
+    counts = noise_only.flatten(1).sum(1).repeat_interleave(c)  # (B * C,) noise values per sample and channel
+    total = int(counts.sum())
+    if total:
+        # Every second voxel along each axis gives the statistics at an eighth of the cost.
+        std, mean = torch.std_mean(x[:, :, ::2, ::2, ::2].float(), dim=(2, 3, 4))
+        z = torch.randn(total, generator=generator, device=_gen_device(x, generator)).to(x.device)
+        z = z * std.flatten().repeat_interleave(counts, output_size=total) \
+            + mean.flatten().repeat_interleave(counts, output_size=total)
+        out.masked_scatter_(noise_only.expand_as(x), z.to(x.dtype))
     return out, noise_mask | donor_mask
 
 
@@ -172,10 +197,8 @@ def ssl_views(
     Returns a dict of ``(2B, ...)`` tensors (view 1 then view 2): ``rotated`` (the reconstruction
     target), ``masked`` (the network's input), ``labels`` (rotation labels) and ``mask``.
     """
-    both = torch.cat([x, x], dim=0)
-    labels = random_rotations(both, generator)
-    rotated = rotate_batch(both, labels)
-    # Masking each view on its own keeps another-sample donors inside the same view.
-    m1, k1 = mask_cuboids(rotated[: x.shape[0]], generator=generator, **mask_kwargs)
-    m2, k2 = mask_cuboids(rotated[x.shape[0]:], generator=generator, **mask_kwargs)
-    return {"rotated": rotated, "masked": torch.cat([m1, m2]), "labels": labels, "mask": torch.cat([k1, k2])}
+    labels = torch.cat([random_rotations(x, generator), random_rotations(x, generator)])
+    rotated = rotate_batch(x, labels, repeats=2)
+    # Two groups keep another-sample donors inside the same view.
+    masked, mask = mask_cuboids(rotated, generator=generator, groups=2, **mask_kwargs)
+    return {"rotated": rotated, "masked": masked, "labels": labels, "mask": mask}

@@ -92,3 +92,27 @@ def test_views_are_two_rotated_masked_copies():
     assert torch.equal(back, torch.cat([x, x]))
     unmasked = ~views["mask"].expand_as(views["masked"])
     assert torch.equal(views["masked"][unmasked], views["rotated"][unmasked])
+
+
+def test_rotating_a_repeated_batch_equals_rotating_its_copy():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 2, 8, 8, 4, generator=g)
+    labels = torch.tensor([0, 1, 2, 3, 3, 1])
+    assert torch.equal(rotate_batch(x, labels, repeats=2), rotate_batch(torch.cat([x, x]), labels))
+    with pytest.raises(ValueError, match="rotation labels"):
+        rotate_batch(x, labels)
+
+
+def test_donors_stay_inside_their_group():
+    g = torch.Generator().manual_seed(7)
+    # Group 1 holds values 10, 20; group 2 holds 30, 40: a donor from the other group would show.
+    x = torch.stack([torch.full((1, 32, 32, 32), float(v)) for v in (10, 20, 30, 40)])
+    x[:, :, 0, 0, 0] += 1000
+    for _ in range(5):
+        masked, mask = mask_cuboids(x, n_cuboids=8, generator=g, groups=2)
+        for i, (own, other_group) in enumerate([(10, {30, 40}), (20, {30, 40}), (30, {10, 20}), (40, {10, 20})]):
+            hidden = set(masked[i][mask[i].expand_as(masked[i])].tolist())
+            assert not hidden & {float(v) for v in other_group}
+            assert float(own) not in hidden
+    with pytest.raises(ValueError, match="equal groups"):
+        mask_cuboids(torch.zeros(3, 1, 32, 32, 32), groups=2)
