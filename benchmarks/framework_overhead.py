@@ -1,7 +1,7 @@
 """Row 2: time per training step through Lightning (``Trainer.fit``, our module) vs a bare PyTorch loop.
 
 Both train the same network (identical initial weights), on the same in-memory batches, with the
-same loss (MONAI ``DiceCELoss``), AdamW and warm-up cosine schedule (MONAI ``WarmupCosineSchedule``).
+same loss (MONAI ``DiceLoss`` + binary cross-entropy), AdamW and warm-up cosine schedule (MONAI ``WarmupCosineSchedule``).
 A step is timed from the start of one step to the start of the next, so everything the
 framework does per step (hooks, logging, the scheduler, fetching the next batch) is inside it;
 start-up (building the trainer, the first step) is not. Rounds of each alternate, so that load on a

@@ -4,7 +4,8 @@ The whole BrainSegFounder chain on synthetic data, tiny model: Stage 1 SSL on he
 Biobank-style T1 + FLAIR (``experiments/demo_stage1.yaml``) -> Stage 2 SSL on the BraTS images,
 labels unused, 2 -> 4 channels adapted (``demo_stage2.yaml``) -> fine-tuning from Stage 2
 (``demo.yaml``) -> held-out Dice per region. Each stage's ``last.ckpt`` feeds the next.
-``--stages finetune`` runs the fine-tuning alone (from scratch). Synthetic data sets on real
+``--stages finetune`` runs the fine-tuning alone (from scratch); other ``--a.b=c`` arguments
+override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options. Synthetic data sets on real
 MNI152 anatomy are generated when missing. Every run writes new version folders under
 ``runs/demo``; nothing is overwritten.
 """
@@ -19,7 +20,7 @@ from rich.console import Console
 from brainsegfounder.data import synthetic
 from brainsegfounder.fit import main as fit_main
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "main"]
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 CONFIG = EXPERIMENTS / "demo.yaml"
@@ -69,7 +70,23 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 15,
     return getattr(cli, "best_metrics", {})
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Command line: ``python -m brainsegfounder.demo [--stages all|finetune] [--run_dir DIR]``."""
+    import argparse
 
-    run_demo(stages=sys.argv[sys.argv.index("--stages") + 1] if "--stages" in sys.argv else "all")
+    parser = argparse.ArgumentParser(prog="python -m brainsegfounder.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stages", choices=["all", "finetune"], default="all",
+                        help="all: Stage 1 -> Stage 2 -> fine-tune (default); finetune: fine-tuning alone, from scratch")
+    parser.add_argument("--data", default="data/synthetic_brats2021", help="BraTS 2021-layout folder (generated if empty)")
+    parser.add_argument("--ukb_data", default="data/synthetic_ukb", help="UK Biobank-layout folder (generated if empty)")
+    parser.add_argument("--run_dir", default=None, help="root of the run folders (default: runs/demo)")
+    args, extra = parser.parse_known_args(argv)
+    bad = [a for a in extra if not a.startswith("--")]
+    if bad:
+        parser.error(f"unexpected arguments {bad}; fine-tuning overrides look like --trainer.max_steps=20")
+    return run_demo(data=args.data, ukb_data=args.ukb_data, stages=args.stages, run_dir=args.run_dir,
+                    extra_args=extra)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,6 @@ from typing import Literal
 import pytorch_lightning as pl
 import torch
 from monai.inferers import sliding_window_inference
-from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
 
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import get_scheme
@@ -22,24 +21,13 @@ from brainsegfounder.errors import DataError
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.models.weights import load_pretrained
+from brainsegfounder.tasks.losses import make_loss
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
 __all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss"]
 
 #: Checkpoint key under which the data preprocessing of training is saved (read by ``predict``).
 PREPROCESSING_KEY = "brainsegfounder_preprocessing"
-
-
-def make_loss(name: str) -> torch.nn.Module:
-    """MONAI loss on sigmoid outputs: ``dice``, ``dicebce`` (Dice + binary cross-entropy) or ``dicefocal``."""
-    losses = {
-        "dice": lambda: DiceLoss(sigmoid=True),
-        "dicebce": lambda: DiceCELoss(sigmoid=True),
-        "dicefocal": lambda: DiceFocalLoss(sigmoid=True),
-    }
-    if name not in losses:
-        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(losses)}")
-    return losses[name]()
 
 
 class SegmentationModule(pl.LightningModule):
@@ -51,7 +39,7 @@ class SegmentationModule(pl.LightningModule):
         in_channels: number of input modalities (must match the data).
         regions: region scheme (``brats2021``, ``brats2023``, ``lesion`` or ``{name: [labels]}``).
         modalities: modality names in channel order; default: the data module's.
-        loss: ``dice``, ``dicebce`` or ``dicefocal`` (MONAI).
+        loss: ``dice``, ``dicebce`` or ``dicefocal`` (:mod:`brainsegfounder.tasks.losses`).
         lr: peak AdamW learning rate.
         weight_decay: AdamW weight decay.
         warmup: warm-up as a fraction of all steps (< 1) or a step count.

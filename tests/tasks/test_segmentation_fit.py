@@ -54,14 +54,15 @@ def test_training_step_targets_are_brats_regions():
 
 @pytest.mark.slow
 def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
-    """The demo's fine-tuning (100 steps) on its data: whole-tumour Dice >= 0.25 and well above chance.
+    """The demo's fine-tuning (100 steps) on its data: whole-tumour Dice >= 0.6 and well above chance.
 
     Why these floors: an untrained network thresholded at 0.5 marks a large, arbitrary part of the
     volume, so its WT Dice is near 0 (computed here, not assumed). This exact run (demo.yaml, the
-    same 15 generated brains, seed 0) measured WT 0.38 at step 100 on the idle 2-core machine
-    (`python -m brainsegfounder.demo --stages finetune`, 2026-11-27); a 60-step variant reached only
-    0.19, so the budget is the demo's. 0.25 leaves room for CPU nondeterminism while still failing
-    a run that does not learn.
+    same 15 generated brains, seed 0) measured held-out TC/WT/ET 0.85/0.83/0.95 at its best
+    checkpoint (step 50) and WT 0.81 at step 100 (`python -m brainsegfounder.demo --stages finetune`,
+    2026-11-28, after the Dice + BCE loss was made binary per channel; with MONAI's softmax
+    cross-entropy term it had reached WT 0.38). 0.6 leaves room for CPU nondeterminism while still
+    failing a run that learns as slowly as that one did.
     """
     from brainsegfounder.data.synthetic import generate
 
@@ -74,5 +75,5 @@ def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
         SegmentationDataModule(root=str(root), patch_size=64, num_workers=0), verbose=False)[0]
     cli = _fit(root, tmp_path / "run")
     wt = cli.best_metrics["val/dice_wt"]
-    assert wt >= 0.25
+    assert wt >= 0.6
     assert wt > untrained["val/dice_wt"] + 0.1
