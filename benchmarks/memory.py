@@ -3,7 +3,7 @@
 Each measurement runs in a fresh Python process (the peak RSS of a process only grows, so
 processes cannot be reused): it builds :class:`SegmentationModule` at the given preset, runs one
 training step (forward, DiceCE loss, backward, AdamW step) on a batch of the given patch size,
-and reports its own ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` and its RSS just before the
+and reports its own peak RSS (``VmHWM``) and its RSS just before the
 first step. With and without checkpointing alternate. The ratio is peak(with) / peak(without);
 the note also gives each one's growth above the idle process (imports, model, optimiser, batch),
 which is the part checkpointing can shrink.
@@ -39,9 +39,17 @@ def _current_rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _high_water_mib() -> float:
+    """Peak RSS of this process image (``VmHWM`` of ``/proc/self/status``), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def _child(preset: str, feature_size: int, patch: int, batch_size: int, checkpointing: bool,
            steps: int = 1) -> dict:
-    import resource
 
     import torch
 
@@ -61,7 +69,10 @@ def _child(preset: str, feature_size: int, patch: int, batch_size: int, checkpoi
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # VmHWM is this process image's own high-water mark. getrusage's ru_maxrss is not: Linux carries
+    # it across fork + exec, so a child of a large runner reported the runner's RSS at fork time
+    # (4059 MiB with and without checkpointing, while the step itself peaked near 1.6 GiB).
+    peak = _high_water_mib()
     return {"peak_mib": peak, "idle_mib": idle, "step_mib": peak - idle}
 
 
