@@ -2,11 +2,11 @@
 
 Each measurement runs in a fresh Python process (the peak RSS of a process only grows, so
 processes cannot be reused): it builds :class:`SegmentationModule` at the given preset, runs one
-training step (forward, DiceCE loss, backward, AdamW step) on a batch of the given patch size,
-and reports its own peak RSS (``VmHWM``) and its RSS just before the
-first step. With and without checkpointing alternate. The ratio is peak(with) / peak(without);
-the note also gives each one's growth above the idle process (imports, model, optimiser, batch),
-which is the part checkpointing can shrink.
+training step (forward, Dice + BCE loss, backward, AdamW step) on a batch of the given patch size,
+and reports its own peak RSS (``VmHWM``) and its RSS just before the first step. With and
+without checkpointing alternate. The ratio is peak(with) / peak(without); the note also gives
+each one's growth above the idle process (imports, model, optimiser, batch), which is the part
+checkpointing can shrink.
 
 Example:
     >>> from benchmarks.memory import run  # doctest: +SKIP
@@ -50,7 +50,6 @@ def _high_water_mib() -> float:
 
 def _child(preset: str, feature_size: int, patch: int, batch_size: int, checkpointing: bool,
            steps: int = 1) -> dict:
-
     import torch
 
     from brainsegfounder.tasks.segmentation import SegmentationModule

@@ -5,8 +5,8 @@ Biobank-style T1 + FLAIR (``experiments/demo_stage1.yaml``) -> Stage 2 SSL on th
 labels unused, 2 -> 4 channels adapted (``demo_stage2.yaml``) -> fine-tuning from Stage 2
 (``demo.yaml``) -> held-out Dice per region. Each stage's ``last.ckpt`` feeds the next.
 ``--stages finetune`` runs the fine-tuning alone (from scratch); other ``--a.b=c`` arguments
-override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options. Synthetic data sets on real
-MNI152 anatomy are generated when missing. Every run writes new version folders under
+override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options.
+Synthetic data sets on real MNI152 anatomy are generated when missing. Every run writes new version folders under
 ``runs/demo``; nothing is overwritten.
 """
 

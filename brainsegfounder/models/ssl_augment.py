@@ -129,9 +129,9 @@ def mask_cuboids(
     ``max_side ** 3 <= max_fraction`` is required), so the masked fraction (their union) lies in
     ``[min_side ** 3, max_fraction]``.
     The first ``noise_share`` of the cuboids are filled with Gaussian noise of the sample's own
-    per-channel mean and standard deviation
-    (estimated on every second voxel along each axis); the others with the same region of another sample of
-    the batch (``x[(i + s) % B]`` for a random shift ``s`` in ``1..B-1``; noise when ``B == 1``).
+    per-channel mean and standard deviation (estimated on every second voxel along each axis); the
+    others with the same region of another sample of the batch (``x[(i + s) % B]`` for a random
+    shift ``s`` in ``1..B-1``, within the sample's group; noise when a group has one sample).
 
     Args:
         x: batch ``(B, C, X, Y, Z)``.

@@ -69,8 +69,9 @@ def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
     root = tmp_path / "data"
     generate("brats2021", root, subjects=15, seed=0)
     pl.seed_everything(0)
+    # default_root_dir: without a logger the data module saves split.json there (not in the checkout).
     untrained = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
-                           use_distributed_sampler=False).validate(
+                           use_distributed_sampler=False, default_root_dir=tmp_path / "untrained").validate(
         SegmentationModule(preset="tiny", feature_size=12, roi_size=64, sw_overlap=0.25),
         SegmentationDataModule(root=str(root), patch_size=64, num_workers=0), verbose=False)[0]
     cli = _fit(root, tmp_path / "run")
