@@ -6,8 +6,12 @@ from __future__ import annotations
 class BrainSegFounderError(Exception):
     """Base class of every error this package raises on purpose.
 
-    Command lines catch it and print its message without a traceback.
+    Command lines catch it and print its message without a traceback (:func:`brainsegfounder.cli.command`).
     """
+
+
+class ConfigError(BrainSegFounderError):
+    """A setting is unknown or out of range (names the setting and what it accepts)."""
 
 
 class DataError(BrainSegFounderError):

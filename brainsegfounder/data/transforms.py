@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -25,8 +25,8 @@ from torchio.transforms.augmentation.random_transform import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 from torchio.transforms.spatial_transform import SpatialTransform
 
-__all__ = ["Augmentation", "preprocessing", "augmentation", "nonzero", "PadToMinimumShape",
-           "RandomIntensityScaleShift", "CropToBrain"]
+__all__ = ["Augmentation", "PreprocessingRecord", "preprocessing", "augmentation", "nonzero", "PadToMinimumShape",
+           "RandomIntensityScaleShift", "CropToBrain", "PREPROCESSING_KEY"]
 
 
 def nonzero(tensor: torch.Tensor) -> torch.Tensor:
@@ -131,6 +131,54 @@ def preprocessing(
         steps.append(PadToMinimumShape(patch_size))
     steps.append(tio.ZNormalization(masking_method=nonzero))
     return steps
+
+
+@dataclass(frozen=True)
+class PreprocessingRecord:
+    """What prediction must repeat of training's data handling; owned by the data layer.
+
+    A data module builds it (``datamodule.preprocessing_record``), tasks store it in every
+    checkpoint under :data:`PREPROCESSING_KEY`, and predictors and exports read it back, so a
+    model always sees new scans the way it saw its training data.
+
+    Example:
+        >>> record = PreprocessingRecord(modalities=("flair", "t1ce", "t1", "t2"), layout="brats2021")
+        >>> PreprocessingRecord.from_dict(record.to_dict()) == record
+        True
+        >>> [type(t).__name__ for t in record.transforms()]
+        ['ToCanonical', 'ZNormalization']
+    """
+
+    modalities: tuple[str, ...]
+    layout: str | None = None
+    spacing: float | None = None
+    crop_to_brain: bool = False
+    scheme: str | None = None
+    roi_size: tuple[int, int, int] | None = None
+
+    def transforms(self, patch_size: Sequence[int] | None = None) -> list[tio.Transform]:
+        """The deterministic preprocessing steps (:func:`preprocessing`) this record describes."""
+        return preprocessing(patch_size, self.spacing, self.crop_to_brain)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["modalities"] = list(self.modalities)
+        data["roi_size"] = list(self.roi_size) if self.roi_size is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> PreprocessingRecord | None:
+        """Read a stored record; ``None`` (or a record without modalities) gives ``None``."""
+        if not data or not data.get("modalities"):
+            return None
+        known = {k: data.get(k) for k in ("layout", "spacing", "crop_to_brain", "scheme")}
+        roi = data.get("roi_size")
+        return cls(modalities=tuple(data["modalities"]), roi_size=tuple(roi) if roi else None,
+                   **{k: v for k, v in known.items() if v is not None})
+
+
+#: Checkpoint key under which the :class:`PreprocessingRecord` of training is stored.
+PREPROCESSING_KEY = "brainsegfounder_preprocessing"
 
 
 class CropToBrain(SpatialTransform):

@@ -1,0 +1,73 @@
+"""One command-line style for every ``python -m brainsegfounder.*`` command, and one error wrapper.
+
+Every command is a plain function whose signature and docstring make its parser (jsonargparse,
+the library LightningCLI is built on, so ``fit`` and the others read alike): ``--name value``,
+``--config FILE`` for any of them, ``--help`` listing every option with its documentation.
+Errors the package raises on purpose (:class:`~brainsegfounder.errors.BrainSegFounderError`)
+print as one line, without a traceback, and exit with status 2.
+
+Keep command modules light at import time (heavy imports inside the function) so that
+``--help`` answers at once.
+
+Example (what a command module's ``main`` looks like):
+    >>> def greet(name: str = "world", loud: bool = False) -> str:
+    ...     '''Say hello.
+    ...
+    ...     Args:
+    ...         name: whom to greet.
+    ...         loud: shout.
+    ...     '''
+    ...     return f"hello {name}" + ("!" if loud else "")
+    >>> command(greet, ["--name", "MRI", "--loud", "true"], prog="python -m brainsegfounder.greet")
+    'hello MRI!'
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from brainsegfounder.errors import BrainSegFounderError
+
+__all__ = ["command", "fail", "guarded"]
+
+
+def fail(err: BaseException | str, status: int = 2) -> NoReturn:
+    """Print ``error: <message>`` on stderr (no traceback, no hard wrapping) and exit."""
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+    sys.exit(status)
+
+
+def guarded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command's body so that a :class:`BrainSegFounderError` ends as one line and exit 2."""
+
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except BrainSegFounderError as err:
+            fail(err)
+
+    run.__name__, run.__doc__, run.__wrapped__ = function.__name__, function.__doc__, function
+    return run
+
+
+def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, prog: str,
+            description: str | None = None) -> Any:
+    """Parse ``argv`` (default ``sys.argv[1:]``) from ``function``'s signature and call it.
+
+    Args:
+        function: the command; its docstring's ``Args:`` section documents each option.
+        argv: the arguments; ``None`` reads ``sys.argv[1:]``.
+        prog: how a user types the command, for usage lines (``python -m brainsegfounder.predict``).
+        description: text above the options; default: the function's docstring summary.
+    """
+    from jsonargparse import CLI
+
+    try:
+        return CLI(function, args=None if argv is None else list(argv), as_positional=False,
+                   prog=prog, description=description, default_env=False, fail_untyped=False)
+    except BrainSegFounderError as err:
+        fail(err)
