@@ -42,6 +42,8 @@ def validate_case(
     label_values: Iterable[int] | None = None,
     affine_tolerance: float = 1e-3,
     read_data: bool = True,
+    allow_non_finite: bool = False,
+    allow_constant: bool = False,
 ) -> list[str]:
     """Problems of one case, each a sentence naming the subject and the file (empty if none).
 
@@ -49,7 +51,11 @@ def validate_case(
         case: the case's files.
         label_values: allowed label values (background 0 included); None skips the check.
         affine_tolerance: largest difference allowed between the modalities' affines (mm).
-        read_data: decompress every voxel (finds truncated files); ``False`` reads headers only.
+        read_data: decompress every voxel (finds truncated files, NaN/Inf voxels and constant
+            images); ``False`` reads headers only.
+        allow_non_finite: accept NaN/Inf voxels in images (the caller replaces them and says so).
+        allow_constant: accept an image whose voxels are all one value (a missing modality, for a
+            model trained to accept missing ones).
     """
     problems: list[str] = []
     sid = case.subject_id
@@ -78,6 +84,8 @@ def validate_case(
                 problems.append(f"subject {sid}: {name} file {path} has another affine (position or orientation) "
                                 f"than {ref_name} ({ref_path.name}); largest difference "
                                 f"{np.abs(affine - ref_affine).max():.4g} mm. Co-register the modalities.")
+        if name != "label" and data is not None:
+            problems += _intensity_problems(sid, name, path, data, allow_non_finite, allow_constant)
         if name == "label" and data is not None and label_values is not None:
             values = np.unique(data)
             if not np.all(np.equal(np.mod(values, 1), 0)):
@@ -92,12 +100,31 @@ def validate_case(
     return problems
 
 
+def _intensity_problems(sid: str, name: str, path: Path, data: np.ndarray, allow_non_finite: bool,
+                        allow_constant: bool) -> list[str]:
+    """NaN/Inf voxels and constant images: both turn silently into wrong segmentations downstream."""
+    problems = []
+    finite = np.isfinite(data)
+    bad = int(finite.size - np.count_nonzero(finite))
+    if bad and not allow_non_finite:
+        problems.append(f"subject {sid}: {name} file {path} holds {bad} NaN/Inf voxel(s) of {data.size}. Fix the "
+                        "export, or let them be replaced by 0 explicitly (predict --non_finite zero).")
+    values = data[finite] if bad else data
+    if not allow_constant and (values.size == 0 or values.min() == values.max()):
+        value = float(values.flat[0]) if values.size else float("nan")
+        problems.append(f"subject {sid}: {name} file {path} is constant (every voxel is {value:g}): an empty or "
+                        "failed export, which cannot be normalised. Replace the file, or leave the subject out.")
+    return problems
+
+
 def validate_cases(
     cases: list[CaseFiles],
     label_values: Iterable[int] | None = None,
     affine_tolerance: float = 1e-3,
     read_data: bool = True,
     workers: int = 4,
+    allow_non_finite: bool = False,
+    allow_constant: bool = False,
 ) -> None:
     """Validate every case; raise one :class:`DataError` listing all problems found.
 
@@ -109,7 +136,8 @@ def validate_cases(
         seen[case.subject_id] = seen.get(case.subject_id, 0) + 1
     problems = [f"subject id {sid} appears {n} times; ids must be unique." for sid, n in seen.items() if n > 1]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for found in pool.map(lambda c: validate_case(c, label_values, affine_tolerance, read_data), cases):
+        for found in pool.map(lambda c: validate_case(c, label_values, affine_tolerance, read_data,
+                                                      allow_non_finite, allow_constant), cases):
             problems.extend(found)
     if problems:
         shown = problems[:MAX_REPORTED]

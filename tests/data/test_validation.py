@@ -76,3 +76,31 @@ def test_fit_refuses_bad_data_before_training_without_traceback(brats2021_copy, 
     err = capsys.readouterr().err
     assert "BraTS2021_00007_seg.nii.gz" in err and "Traceback" not in err
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def _rewrite(path, change):
+    image = nib.load(path)
+    data = np.asarray(image.dataobj).astype(np.float32)
+    nib.save(nib.Nifti1Image(change(data), image.affine), path)
+
+
+def test_all_zero_modality_is_refused_naming_the_file(brats2021_copy):
+    path = _case_file(brats2021_copy, "BraTS2021_00003", "t1ce")
+    _rewrite(path, np.zeros_like)
+    with pytest.raises(DataError) as err:
+        validate_cases(find_cases("brats2021", brats2021_copy), label_values={0, 1, 2, 4})
+    assert "BraTS2021_00003_t1ce.nii.gz" in str(err.value) and "constant" in str(err.value)
+
+
+def test_nan_voxels_are_refused_with_their_count(brats2021_copy):
+    path = _case_file(brats2021_copy, "BraTS2021_00004", "flair")
+
+    def poison(data):
+        data.flat[:7] = np.nan
+        data.flat[7:9] = np.inf
+        return data
+
+    _rewrite(path, poison)
+    with pytest.raises(DataError, match=r"BraTS2021_00004_flair.nii.gz holds 9 NaN/Inf voxel"):
+        validate_cases(find_cases("brats2021", brats2021_copy), label_values={0, 1, 2, 4})
+    validate_cases(find_cases("brats2021", brats2021_copy), label_values={0, 1, 2, 4}, allow_non_finite=True)
