@@ -27,11 +27,12 @@ from typing import Any
 
 import torch
 from lightning_fabric.utilities.cloud_io import get_filesystem
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from brainsegfounder.errors import BrainSegFounderError
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "find_last_checkpoint", "wandb_run_id_of",
+__all__ = ["AtomicCheckpointIO", "BestAndLastCheckpoint", "CheckpointError", "find_last_checkpoint", "wandb_run_id_of",
            "WANDB_RUN_ID_KEY"]
 
 #: Key under which a checkpoint records the W&B run it belongs to (see ``callbacks.RunIdentity``).
@@ -81,6 +82,54 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             pass
         finally:
             os.close(dir_fd)
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is always the last training state, and whose best
+    score survives a resume into a new run folder.
+
+    Lightning (2.6) refreshes ``last.ckpt`` only in a step where a top-k checkpoint was saved, so
+    after a final validation that did not improve, ``last.ckpt`` held an older step and a resume
+    retrained steps already done. Here every checkpoint event (each validation, each epoch end)
+    and the end of training write ``last.ckpt``. Lightning also drops the best score, top-k
+    bookkeeping and last path when the resumed run writes into another folder (every run gets its
+    own ``version_N``); they are reloaded here, so a resumed run keeps comparing against the true
+    best. Checkpoints of earlier folders are never deleted (Lightning removes only files inside
+    this run's ``dirpath``).
+
+    Example (YAML, as in ``experiments/*.yaml``)::
+
+        callbacks:
+          - class_path: brainsegfounder.checkpointing.BestAndLastCheckpoint
+            init_args: {monitor: val/dice_mean, mode: max, save_last: true, filename: best-{step}}
+    """
+
+    def _refresh_last(self, trainer) -> None:
+        # Called only where Lightning skipped: no checkpoint was written at this step yet.
+        if self.save_last:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and not trainer.fast_dev_run and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Same monitor and mode: the old scores compare with the new ones, whichever folder they are in.
+        if state_dict.get("monitor") == self.monitor:
+            self.dirpath = self.dirpath or state_dict.get("dirpath")
+            state_dict = {**state_dict, "dirpath": self.dirpath}
+        super().load_state_dict(state_dict)
 
 
 def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None) -> Path | None:

@@ -10,7 +10,9 @@ queue is drained (which it always is at an epoch boundary: a fill never crosses 
 pass over the subjects). A run resumed from a checkpoint taken at an epoch boundary therefore
 trains on exactly the same batches as one that never stopped; resumed mid-epoch, the rest of
 that epoch draws other patches (the queue's contents are not checkpointed) and the next epoch
-is in step again.
+is in step again. That is why the loader declares itself resumable to Lightning
+(``state_dict``/``load_state_dict``): its position is the optimiser step, which every
+checkpoint restores, so Lightning's "dataloader is not resumable" warning does not apply.
 
 Example:
     >>> import torch, torchio as tio
@@ -61,6 +63,13 @@ class QueueLoader(DataLoader):
         super().__init__(queue, **kwargs)
         self.seed = seed
         self.position = position
+
+    def state_dict(self) -> dict:
+        """Nothing to store: each pass restarts from ``(seed, step, rank)``, and the step is restored."""
+        return {"position": "optimizer step"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore (see :meth:`state_dict`)."""
 
     def _run_seed(self) -> int | None:
         if self.seed is not None:
