@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from brainsegfounder import evaluate, metrics, visualize
-from brainsegfounder.errors import DataError
+from brainsegfounder.errors import ConfigError, DataError
 from brainsegfounder.evaluate import case_id_from_reference, main, pair_cases, score_case
 from brainsegfounder.visualize import largest_lesion_centre, save_overlay
 
@@ -210,6 +210,11 @@ def test_existing_outputs_are_not_overwritten(tmp_path, capsys):
     assert out.read_text() == "keep me\n"
     assert main([*args, "--overwrite", "true"]) == 0
     assert "c" in read_csv(out)
+    out.write_text("keep me\n")
+    assert main([*args, "--overwrite", "false"]) == 2 and out.read_text() == "keep me\n"
+    assert main([*args, "--overwrite"]) == 0           # the bare flag, as in any CLI
+    assert "c" in read_csv(out)
+    assert main([*args[:-2], "--strict", "--overwrite", "--out", str(out)]) == 0
 
 
 def test_score_case_columns():
@@ -229,5 +234,5 @@ def test_save_overlay_binary_with_reference_and_image(tmp_path):
     save_overlay(np.random.default_rng(0).random(SHAPE), label, path, title="x", convention="binary",
                  reference=label)
     assert path.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match="unknown convention"):
-        save_overlay(None, label, path, convention="rgb")
+    with pytest.raises(ConfigError, match="unknown label scheme 'rgb'"):
+        save_overlay(None, label, path, scheme="rgb")

@@ -10,6 +10,7 @@ from monai.metrics import compute_hausdorff_distance
 from scipy import ndimage
 
 from brainsegfounder import metrics
+from brainsegfounder.errors import ConfigError
 from brainsegfounder.metrics import (
     brats_regions,
     dice,
@@ -36,7 +37,8 @@ def cube(shape, corner, side, dtype=bool):
 
 
 def test_docstring_examples_hold():
-    assert doctest.testmod(metrics).failed == 0
+    for module in (metrics, metrics.overlap, metrics.surface, metrics.lesions):
+        assert doctest.testmod(module).failed == 0
 
 
 # -- regions and labels -----------------------------------------------------------------------------
@@ -70,9 +72,9 @@ def test_regions_to_label_paint_order_and_bad_input():
     regions[:, 0, 0, 2] = True                     # all three
     regions[2, 0, 0, 3] = True                     # ET alone (not nested): still ET
     assert regions_to_brats_label(regions, "brats2023")[0, 0].tolist() == [2, 1, 3, 3]
-    with pytest.raises(ValueError, match="TC, WT, ET"):
+    with pytest.raises(ConfigError, match="expected 3 region channels"):
         regions_to_brats_label(np.zeros((2, 4, 4, 4), bool))
-    with pytest.raises(ValueError, match="unknown label convention"):
+    with pytest.raises(ConfigError, match="unknown label scheme 'brats2019'"):
         brats_regions(np.zeros((2, 2, 2)), "brats2019")
 
 
