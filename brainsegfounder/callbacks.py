@@ -30,7 +30,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from brainsegfounder.checkpointing import WANDB_RUN_ID_KEY
-from brainsegfounder.visualize import LEGENDS, save_overlay
+from brainsegfounder.visualize import save_overlay
 
 __all__ = ["ConfigToLoggers", "PredictionOverlays", "RunIdentity", "SeenSubjects", "wandb_loggers"]
 
@@ -117,9 +117,8 @@ class PredictionOverlays(Callback):
         case = str(batch.get("subject_id", [f"case{batch_idx}"])[0]) or f"case{batch_idx}"
         dice = outputs.get("val/dice_mean") if isinstance(outputs, dict) else None
         caption = f"{case} step {trainer.global_step}" + (f" Dice {float(dice):.3f}" if dice is not None else "")
-        convention = scheme.name if scheme.name in LEGENDS else "binary"
         path = self._folder / f"step_{trainer.global_step}" / f"{case}.png"
-        save_overlay(image, predicted, path, title=caption, convention=convention, reference=reference)
+        save_overlay(image, predicted, path, title=caption, scheme=scheme, reference=reference)
         self._paths.append(path)
         self._captions.append(caption)
 

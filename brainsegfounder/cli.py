@@ -20,6 +20,8 @@ Example (what a command module's ``main`` looks like):
     ...     return f"hello {name}" + ("!" if loud else "")
     >>> command(greet, ["--name", "MRI", "--loud", "true"], prog="python -m brainsegfounder.greet")
     'hello MRI!'
+    >>> command(greet, ["--loud"], prog="python -m brainsegfounder.greet")  # a bare flag is true
+    'hello world!'
 """
 
 from __future__ import annotations
@@ -54,6 +56,25 @@ def guarded(function: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _bare_flag_parser() -> type:
+    """jsonargparse's parser, with every ``bool`` option also accepted bare (``--overwrite``).
+
+    jsonargparse types ``bool`` options as ``--flag true|false``; its ``ActionYesNo`` cannot be
+    asked for from a signature. An optional value with ``const=True`` gives both forms
+    (``--flag``, ``--flag true``, ``--flag false``) and ``--help`` shows ``--flag [{true,false}]``.
+    """
+    from jsonargparse import ArgumentParser
+
+    class BareFlagParser(ArgumentParser):
+        def parse_args(self, *args, **kwargs):
+            for action in self._actions:
+                if getattr(action, "_typehint", None) is bool and action.option_strings:
+                    action.nargs, action.const = "?", True
+            return super().parse_args(*args, **kwargs)
+
+    return BareFlagParser
+
+
 def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, prog: str,
             description: str | None = None) -> Any:
     """Parse ``argv`` (default ``sys.argv[1:]``) from ``function``'s signature and call it.
@@ -68,6 +89,7 @@ def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, 
 
     try:
         return CLI(function, args=None if argv is None else list(argv), as_positional=False,
-                   prog=prog, description=description, default_env=False, fail_untyped=False)
+                   prog=prog, description=description, default_env=False, fail_untyped=False,
+                   parser_class=_bare_flag_parser())
     except BrainSegFounderError as err:
         fail(err)

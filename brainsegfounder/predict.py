@@ -483,12 +483,11 @@ def _check_output(output: Path, inputs: Sequence[Path], cases: list[CaseFiles]) 
 
 
 def _overlay(result: CasePrediction, scheme: RegionScheme, path: Path) -> None:
-    from brainsegfounder.visualize import LEGENDS, save_overlay  # matplotlib only when pictures are asked for
+    from brainsegfounder.visualize import save_overlay  # matplotlib only when pictures are asked for
 
-    convention = scheme.name if scheme.name in LEGENDS else "binary"
     volumes = _volumes(result.label, scheme, result.spacing)
     title = f"{result.case_id}   " + "  ".join(f"{k[:-3]} {v:.1f} mL" for k, v in volumes.items())
-    save_overlay(result.image, result.label, path, title=title, convention=convention, spacing=result.spacing)
+    save_overlay(result.image, result.label, path, title=title, scheme=scheme, spacing=result.spacing)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,20 +1,23 @@
 """Overlay pictures of segmentations: three orthogonal slices, regions coloured, with a legend.
 
 Drawn with matplotlib's object API on an Agg canvas, so it works on machines without a display
-and never changes the global pyplot backend.
+and never changes the global pyplot backend. Label names and colours come from the label scheme
+(``scheme.legend``, :mod:`brainsegfounder.data.regions`), so every scheme, a lab's own included,
+is drawn with its own legend.
 
 >>> import numpy as np, tempfile, pathlib
 >>> label = np.zeros((32, 32, 32), np.uint8)
 >>> label[10:20, 10:20, 10:20] = 2; label[13:17, 13:17, 13:17] = 4
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "case.png"
 >>> save_overlay(None, label, path, title="BraTS2021_00000")
+>>> save_overlay(None, label // 2, path, scheme={"lesion": [1], "cavity": [2]})   # a lab's own labels
 >>> path.exists()
 True
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +26,17 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy import ndimage
 
-__all__ = ["LEGENDS", "largest_lesion_centre", "save_overlay"]
+__all__ = ["largest_lesion_centre", "save_overlay"]
 
-#: Label value -> (name, colour) for each labelling the package writes.
-LEGENDS: dict[str, dict[int, tuple[str, str]]] = {
-    "brats2021": {1: ("necrotic core (NCR)", "#e41a1c"), 2: ("oedema (ED)", "#4daf4a"),
-                  4: ("enhancing tumour (ET)", "#ffd92f")},
-    "brats2023": {1: ("necrotic core (NCR)", "#e41a1c"), 2: ("oedema (SNFH)", "#4daf4a"),
-                  3: ("enhancing tumour (ET)", "#ffd92f")},
-    "binary": {1: ("lesion", "#e41a1c")},
-}
+
+def __getattr__(name: str):
+    # Kept for callers written before schemes carried their legends: LEGENDS[name] is
+    # get_scheme(name).legend ("binary" = the lesion scheme's).
+    if name == "LEGENDS":
+        from brainsegfounder.data.regions import SCHEMES
+
+        return {**{n: s.legend for n, s in SCHEMES.items()}, "binary": SCHEMES["lesion"].legend}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def largest_lesion_centre(mask: np.ndarray) -> tuple[int, int, int] | None:
@@ -62,35 +66,45 @@ def save_overlay(
     label: np.ndarray,
     path: str | Path,
     title: str = "",
-    convention: str = "brats2021",
+    scheme: object = "brats2021",
     reference: np.ndarray | None = None,
     centre: Sequence[int] | None = None,
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    *,
+    convention: str | None = None,
 ) -> None:
     """Save a PNG of three orthogonal slices with the label map coloured over the image.
 
     Args:
         image: greyscale volume (X, Y, Z) drawn underneath (e.g. FLAIR or T1), or None for a black
             background.
-        label: label map (X, Y, Z) drawn in colour: BraTS labels for ``"brats2021"`` /
-            ``"brats2023"``, any non-zero value as lesion for ``"binary"``.
+        label: label map (X, Y, Z) in the scheme's labels; each value the scheme names is drawn in
+            its colour (values it does not know stay clear).
         path: the PNG to write (parent folders are created).
         title: figure title, e.g. the case id and its Dice.
-        convention: ``"brats2021"``, ``"brats2023"`` or ``"binary"``: picks colours and legend.
+        scheme: the label scheme (a :class:`~brainsegfounder.data.regions.RegionScheme`, a
+            registered name such as ``"brats2024"``, a YAML/JSON file or a mapping
+            ``{region: [label values]}``): gives colours and legend (``scheme.legend``).
         reference: optional reference mask (X, Y, Z); its outline (any non-zero voxel) is drawn in
             white, so a prediction can be read against the truth.
         centre: voxel (x, y, z) the slices pass through. Default: the centre of the largest
             reference lesion, else of the largest labelled lesion, else the volume centre.
         spacing: voxel size in mm along X, Y, Z, so that anisotropic voxels are drawn to scale.
+        convention: the former name of ``scheme``; ``"binary"`` draws any non-zero value as the
+            lesion scheme's lesion.
     """
-    if convention not in LEGENDS:
-        raise ValueError(f"unknown convention {convention!r}; use one of {sorted(LEGENDS)}")
+    from brainsegfounder.data.regions import get_scheme
+
+    if convention is not None:
+        scheme = convention
+    binary = isinstance(scheme, str) and scheme == "binary"
+    scheme = get_scheme("lesion" if binary else scheme)
     label = np.asarray(label)
     if label.ndim != 3:
         raise ValueError(f"expected a 3D label map, got shape {label.shape}")
-    legend = LEGENDS[convention]
-    if convention == "binary":
-        label = (label > 0).astype(np.uint8)
+    legend: Mapping[int, tuple[str, str]] = scheme.legend
+    if binary:
+        label = np.where(label > 0, min(legend), 0)
     if centre is None:
         centre = (largest_lesion_centre(reference) if reference is not None else None) \
             or largest_lesion_centre(label > 0) or tuple(s // 2 for s in label.shape)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from brainsegfounder import evaluate, metrics, visualize
-from brainsegfounder.errors import DataError
+from brainsegfounder.errors import ConfigError, DataError
 from brainsegfounder.evaluate import case_id_from_reference, main, pair_cases, score_case
 from brainsegfounder.visualize import largest_lesion_centre, save_overlay
 
@@ -210,6 +210,11 @@ def test_existing_outputs_are_not_overwritten(tmp_path, capsys):
     assert out.read_text() == "keep me\n"
     assert main([*args, "--overwrite", "true"]) == 0
     assert "c" in read_csv(out)
+    out.write_text("keep me\n")
+    assert main([*args, "--overwrite", "false"]) == 2 and out.read_text() == "keep me\n"
+    assert main([*args, "--overwrite"]) == 0           # the bare flag, as in any CLI
+    assert "c" in read_csv(out)
+    assert main([*args[:-2], "--strict", "--overwrite", "--out", str(out)]) == 0
 
 
 def test_score_case_columns():
@@ -229,5 +234,77 @@ def test_save_overlay_binary_with_reference_and_image(tmp_path):
     save_overlay(np.random.default_rng(0).random(SHAPE), label, path, title="x", convention="binary",
                  reference=label)
     assert path.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match="unknown convention"):
-        save_overlay(None, label, path, convention="rgb")
+    with pytest.raises(ConfigError, match="unknown label scheme 'rgb'"):
+        save_overlay(None, label, path, scheme="rgb")
+
+
+def test_lab_scheme_file_scored_with_plain_rules_end_to_end(tmp_path, capsys):
+    # A lab's own labels: 1 = lesion, 2 = enhancing lesion; regions from a YAML file written here.
+    scheme_file = tmp_path / "ms_lesions.yaml"
+    scheme_file.write_text("lesion: [1, 2]\nenhancing: [2]\n")
+    ref = np.zeros(SHAPE, np.uint8)
+    ref[2:6, 2:6, 2:6] = 1                            # lesion A, 64 voxels, with ...
+    ref[3:5, 3:5, 3:5] = 2                            # ... an 8-voxel enhancing part
+    ref[15:18, 15:18, 10:13] = 1                      # lesion B, 27 voxels, missed
+    pred = np.zeros(SHAPE, np.uint8)
+    pred[2:6, 2:6, 2:6] = 1
+    pred[3:5, 3:5, 3:5] = 2
+    pred[20:22, 2:4, 12:14] = 1                       # an 8-voxel false positive
+    zooms = (1.0, 1.0, 2.0)
+    affine = np.diag([*zooms, 1.0])
+    write(tmp_path / "refs" / "case_1.nii.gz", ref, affine, zooms)
+    write(tmp_path / "preds" / "case_1.nii.gz", pred, affine, zooms)
+    out = tmp_path / "m.csv"
+    assert main(["--pred", str(tmp_path / "preds"), "--ref", str(tmp_path / "refs"), "--scheme", str(scheme_file),
+                 "--out", str(out), "--png", str(tmp_path / "png")]) == 0
+    row = {k: float(v) for k, v in read_csv(out)["case_1"].items() if k != "case_id"}
+    # Lesion region: reference 91 voxels, prediction 72, 64 shared.
+    assert row["dice_lesion"] == pytest.approx(2 * 64 / (91 + 72))
+    assert row["volume_ml_ref_lesion"] == pytest.approx(91 * 2 / 1000)
+    assert row["volume_ml_pred_lesion"] == pytest.approx(72 * 2 / 1000)
+    assert row["hd95_mm_lesion"] == pytest.approx(metrics.hd95_mm(pred > 0, ref > 0, zooms))
+    # Lesion-wise: A found exactly (Dice 1), B missed, one false positive: Dice 1 / 3, F1 1 / (1 + 1).
+    assert (row["lw_tp_lesion"], row["lw_fn_lesion"], row["lw_fp_lesion"]) == (1, 1, 1)
+    assert row["lw_dice_lesion"] == pytest.approx(1 / 3)
+    assert row["lw_f1_lesion"] == pytest.approx(0.5)
+    assert row["dice_enhancing"] == 1.0 and row["hd95_mm_enhancing"] == 0.0 and row["lw_f1_enhancing"] == 1.0
+    summary = json.loads((tmp_path / "m_summary.json").read_text())
+    assert (summary["scheme"], summary["rules"], summary["task"]) == ("ms_lesions", "plain", None)
+    assert summary["regions"] == {"lesion": [1, 2], "enhancing": [2]}
+    assert summary["units"] == {"hd95_mm": "mm", "volume_ml": "mL"}
+    assert (tmp_path / "png" / "case_1.png").read_bytes()[:4] == b"\x89PNG"
+
+    # A value the lab's scheme does not know is refused, naming the file and the scheme.
+    bad = ref.copy()
+    bad[0, 0, 0] = 7
+    write(tmp_path / "refs" / "case_1.nii.gz", bad, affine, zooms)
+    assert main(["--pred", str(tmp_path / "preds"), "--ref", str(tmp_path / "refs"), "--scheme", str(scheme_file),
+                 "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "[7]" in err and "case_1.nii.gz" in err and "ms_lesions" in err and "Traceback" not in err
+
+
+def test_brats2024_task_scores_six_regions_and_rules_can_be_swapped(tmp_path, capsys):
+    label = np.zeros(SHAPE, np.uint8)
+    label[2:7, 2:7, 2:7] = 4                          # resection cavity
+    label[10:20, 10:20, 4:12] = 2
+    label[12:16, 12:16, 6:10] = 1
+    label[16:18, 12:16, 6:10] = 3
+    write(tmp_path / "refs" / "BraTS-GLI-00001-001.nii.gz", label)
+    write(tmp_path / "preds" / "BraTS-GLI-00001-001.nii.gz", label)
+    base = ["--pred", str(tmp_path / "preds"), "--ref", str(tmp_path / "refs")]
+    assert main([*base, "--task", "brats2024", "--out", str(tmp_path / "a.csv"), "--png", str(tmp_path / "png")]) == 0
+    row = read_csv(tmp_path / "a.csv")["BraTS-GLI-00001-001"]
+    for region in ("ET", "NETC", "SNFH", "RC", "TC", "WT"):
+        assert float(row[f"dice_{region}"]) == 1.0 and float(row[f"lw_dice_{region}"]) == 1.0
+        assert float(row[f"hd95_mm_{region}"]) == 0.0
+    assert (tmp_path / "png" / "BraTS-GLI-00001-001.png").is_file()
+    assert main([*base, "--scheme", "brats2024", "--rules", "brats2021", "--out", str(tmp_path / "b.csv")]) == 0
+    assert "hd95_vox_RC" in read_csv(tmp_path / "b.csv")["BraTS-GLI-00001-001"]
+    for wrong, message in ((["--task", "brats2024", "--scheme", "lesion"], "not both"),
+                           (["--scheme", "brats2024", "--rules", "isles"], "unknown --rules"),
+                           (["--task", "brats2019"], "unknown --task"), ([], "--scheme")):
+        assert main([*base, *wrong, "--out", str(tmp_path / "c.csv")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "c.csv").exists()

@@ -10,6 +10,8 @@ from monai.metrics import compute_hausdorff_distance
 from scipy import ndimage
 
 from brainsegfounder import metrics
+from brainsegfounder.data.regions import get_scheme
+from brainsegfounder.errors import ConfigError
 from brainsegfounder.metrics import (
     brats_regions,
     dice,
@@ -36,7 +38,8 @@ def cube(shape, corner, side, dtype=bool):
 
 
 def test_docstring_examples_hold():
-    assert doctest.testmod(metrics).failed == 0
+    for module in (metrics, metrics.overlap, metrics.surface, metrics.lesions):
+        assert doctest.testmod(module).failed == 0
 
 
 # -- regions and labels -----------------------------------------------------------------------------
@@ -70,9 +73,9 @@ def test_regions_to_label_paint_order_and_bad_input():
     regions[:, 0, 0, 2] = True                     # all three
     regions[2, 0, 0, 3] = True                     # ET alone (not nested): still ET
     assert regions_to_brats_label(regions, "brats2023")[0, 0].tolist() == [2, 1, 3, 3]
-    with pytest.raises(ValueError, match="TC, WT, ET"):
+    with pytest.raises(ConfigError, match="expected 3 region channels"):
         regions_to_brats_label(np.zeros((2, 4, 4, 4), bool))
-    with pytest.raises(ValueError, match="unknown label convention"):
+    with pytest.raises(ConfigError, match="unknown label scheme 'brats2019'"):
         brats_regions(np.zeros((2, 2, 2)), "brats2019")
 
 
@@ -288,3 +291,80 @@ def test_lesion_f1_with_false_positive_and_empty():
     assert lesion_f1(empty, empty) == 1.0
     assert lesion_f1(pred, empty) == 0.0 and lesion_f1(empty, ref) == 0.0
     assert math.isclose(simple_lesion_count(pred, ref), 1)
+
+
+# -- BraTS 2024 (post-treatment) ------------------------------------------------------------------
+
+def _brats2024_case():
+    # Reference: a 4^3 cavity (RC, label 4) far from a tumour: an 8^3 SNFH block (label 2) holding a
+    # 3x4x4 NETC core (label 1, 48 voxels) and a 2x4x4 ET part (label 3, 32 voxels).
+    shape = (48, 24, 24)
+    ref = np.zeros(shape, np.uint8)
+    ref[2:6, 8:12, 8:12] = 4
+    ref[20:28, 8:16, 8:16] = 2
+    ref[21:24, 10:14, 10:14] = 1
+    ref[25:27, 10:14, 10:14] = 3
+    # Prediction: RC, SNFH and NETC right, the ET part called SNFH (missed), plus two false
+    # positives far away: a 27-voxel NETC cube and an 8-voxel ET cube.
+    pred = ref.copy()
+    pred[pred == 3] = 2
+    pred[40:43, 2:5, 2:5] = 1
+    pred[40:42, 18:20, 18:20] = 3
+    return pred, ref
+
+
+def test_brats2024_lesionwise_each_region_by_hand():
+    pred, ref = _brats2024_case()
+    scores = metrics.lesionwise_brats2024(pred, ref)
+    assert list(scores) == ["ET", "NETC", "SNFH", "RC", "TC", "WT"]
+    by_region = {r: (s["tp"], s["fn"], s["fp"]) for r, s in scores.items()}
+    # The 8-voxel ET false positive is removed before matching (<= 10 voxels for ET, <= 20 for TC/WT);
+    # the 27-voxel NETC one is kept and counted in NETC, TC and WT.
+    assert by_region == {"ET": (0, 1, 0), "NETC": (1, 0, 1), "SNFH": (1, 0, 0), "RC": (1, 0, 0),
+                         "TC": (1, 0, 1), "WT": (1, 0, 1)}
+    assert (scores["ET"]["dice"], scores["ET"]["hd95"]) == (0.0, 337.0)           # missed: 0 and 337
+    assert (scores["RC"]["dice"], scores["RC"]["hd95"]) == (1.0, 0.0)
+    assert scores["NETC"]["dice"] == 0.5 and scores["NETC"]["hd95"] == pytest.approx(337 / 2)
+    assert scores["WT"]["dice"] == 0.5 and scores["WT"]["hd95"] == pytest.approx(337 / 2)
+    # TC lesion: NETC + ET (80 voxels) against the predicted NETC (48): 2 * 48 / 128, over 1 + 1 FP.
+    assert scores["TC"]["dice"] == pytest.approx(0.75 / 2)
+    # SNFH: reference 512 - 80 = 432 voxels, prediction 432 + the 32 ET voxels: 2 * 432 / 896.
+    assert scores["SNFH"]["dice"] == pytest.approx(864 / 896)
+    # The 2023 rules keep the 8-voxel ET false positive (no size filter) and penalise 374.
+    masks_pred = get_scheme("brats2024").region_masks(pred)
+    masks_ref = get_scheme("brats2024").region_masks(ref)
+    assert lesionwise_scores(masks_pred["ET"], masks_ref["ET"])["fp"] == 1
+    # Whole-image ("legacy") figures: ET has no overlap but both masks are present: finite HD95.
+    assert dice(masks_pred["ET"], masks_ref["ET"]) == 0.0
+    assert metrics.hd95_brats2024(masks_pred["ET"], masks_ref["ET"]) < 337
+    assert metrics.hd95_brats2024(masks_pred["ET"], np.zeros_like(masks_ref["ET"])) == 337.0
+
+
+def test_brats2024_cavities_merge_at_dilation_5_not_3():
+    # Two 4^3 cavities 8 voxels apart: dilated 5 times (RC) they touch, 3 times (2023, ET) they do not.
+    ref = cube((40, 16, 16), (2, 6, 6), 4, np.uint8) | cube((40, 16, 16), (14, 6, 6), 4, np.uint8)
+    label = (ref * 4).astype(np.uint8)
+    rc = metrics.lesionwise_brats2024(label, label)["RC"]
+    assert (rc["tp"], rc["fn"], rc["fp"], rc["dice"]) == (1, 0, 0, 1.0)
+    assert lesionwise_scores(ref, ref, dilation_iterations=3)["tp"] == 2
+
+
+def test_plain_hd95_mm_empty_rules_and_spacing():
+    empty = np.zeros((3, 4, 5), bool)
+    voxel = empty.copy()
+    voxel[0, 0, 0] = True
+    assert metrics.hd95_mm(empty, empty) == 0.0
+    # One empty mask: the grid diagonal in mm, sqrt(3^2 + 8^2 + 5^2) at 1 x 2 x 1 mm.
+    assert metrics.hd95_mm(voxel, empty, (1.0, 2.0, 1.0)) == pytest.approx(math.sqrt(9 + 64 + 25))
+    other = empty.copy()
+    other[0, 3, 0] = True
+    assert metrics.hd95_mm(voxel, other, (1.0, 2.0, 1.0)) == pytest.approx(6.0)
+
+
+def test_lesion_f1_connectivity_26_joins_diagonal_voxels():
+    diagonal = np.zeros((4, 4, 4), bool)
+    diagonal[0, 0, 0] = diagonal[1, 1, 1] = True       # corner-touching: one lesion at 26, two at 6
+    one = np.zeros_like(diagonal)
+    one[0, 0, 0] = True
+    assert lesion_detection_counts(one, diagonal, connectivity=26) == {"tp": 1, "fp": 0, "fn": 0}
+    assert lesion_f1(one, diagonal, connectivity=6) == pytest.approx(2 / 3)
