@@ -116,6 +116,16 @@ def _metric_is_bad(column: str, text: str) -> bool:
     return ("dice" in column or "f1" in column) and value < 0.5
 
 
+def _metric_cell(column: str, text: str) -> str:
+    # Sorting uses the full value; the cell shows 4 decimals so that 0.6666666666666666 fits.
+    try:
+        shown = f"{float(text):.4f}"
+    except ValueError:
+        shown = text
+    css = ' class="bad"' if _metric_is_bad(column, text) else ""
+    return f'<td data-v="{_esc(text)}"{css}>{_esc(shown)}</td>'
+
+
 def _case_table(cases, volume_columns, extra_columns, metric_columns) -> str:
     head = ['<th class="text">case</th>', '<th class="text">subject</th>', '<th class="text">time point</th>']
     head += [f"<th>{_esc(c.removesuffix('_ml'))} (mL)</th>" for c in volume_columns]
@@ -126,8 +136,7 @@ def _case_table(cases, volume_columns, extra_columns, metric_columns) -> str:
         cells = [_cell(case.case_id, True), _cell(case.subject, True), _cell(case.timepoint or "", True)]
         cells += [_cell(case.volumes.get(c, "")) for c in volume_columns]
         cells += [_cell(case.extra.get(c, ""), True) for c in extra_columns]
-        cells += [_cell(case.metrics.get(c, ""), css="bad" if _metric_is_bad(c, case.metrics.get(c, "")) else "")
-                  for c in metric_columns]
+        cells += [_metric_cell(c, case.metrics.get(c, "")) for c in metric_columns]
         flagged = ' class="flagged"' if _is_flagged(case.extra) else ""
         rows.append(f'<tr data-case="case-{_esc(case.case_id)}"{flagged}>{"".join(cells)}</tr>')
     return (f'<table id="cases" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
@@ -201,7 +210,8 @@ def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequ
                 "<h2>Cases</h2>", '<input id="filter" type="search" placeholder="filter cases">',
                 _case_table(cases, volume_columns, extra_columns, metric_columns)]
     if summary:
-        sections += ["<h2>Metrics summary</h2>", _summary_table(summary)]
+        sections += ["<h2>Metrics summary</h2>", "<details><summary>mean, std and median of each metric</summary>",
+                     _summary_table(summary), "</details>"]
     if longitudinal:
         sections += ["<h2>Volumes over time</h2>",
                      '<p class="muted">Change is from the previous scan of the same subject; written also to '
