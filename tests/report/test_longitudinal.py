@@ -79,3 +79,12 @@ def test_volumes_csv_and_quality_columns_are_shown_as_written(tmp_path):
     assert '<td data-v="0.5120">0.5120</td>' in page
     assert ">quality</th>" in page and ">flag</th>" in page and 'class="flagged"' in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+
+
+def test_command_names_a_folder_without_label_maps(tmp_path, capsys):
+    from brainsegfounder.report.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--predictions", str(tmp_path), "--viewers", "false"])
+    assert exit_info.value.code == 2
+    assert str(tmp_path) in capsys.readouterr().err
