@@ -86,16 +86,21 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
     written = [out]
     if rows:
         written.append(longitudinal.write_longitudinal_csv(rows, volume_columns, out.parent / "longitudinal.csv"))
-    views = {}
+    views: dict[str, str] = {}
+    libraries: list[str] = []
     if viewers:
-        from brainsegfounder.report.viewer import case_view_html, encode_inline
+        from brainsegfounder.report.viewer import case_view_html, encode_inline, share_libraries
 
-        views = {c.case_id: encode_inline(case_view_html(c.label, scheme, c.background, max_side)) for c in cases}
+        for case in cases:
+            view = share_libraries(case_view_html(case.label, scheme, case.background, max_side), libraries)
+            views[case.case_id] = encode_inline(view)
+        libraries = [encode_inline(text) for text in libraries]
     record = data.provenance(predictions, checkpoints, command_line)
     page = render_page(title=title or f"BrainSegFounder report: {predictions.name}", cases=cases, scheme=scheme,
                        volume_columns=volume_columns, extra_columns=extra_columns, metric_columns=metric_columns,
                        views=views, overlays={c.case_id: c.overlay.read_bytes() for c in cases if c.overlay},
-                       longitudinal=followed, plots=plots, summary=summary, record=record)
+                       longitudinal=followed, plots=plots, summary=summary, record=record,
+                       libraries=libraries)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     partial.write_text(page, encoding="utf-8")

@@ -61,6 +61,7 @@ if(filter){filter.addEventListener("input",function(){
   var q=filter.value.toLowerCase();
   document.querySelectorAll("#cases tbody tr").forEach(function(r){
     r.style.display=r.textContent.toLowerCase().indexOf(q)>=0?"":"none";});});}
+function decode(text){return text.replace(/<\\([\s\S])/g,"<$1");}
 function openCase(details){
   if(details.getAttribute("data-loaded")){return;}
   details.setAttribute("data-loaded","1");
@@ -71,7 +72,8 @@ function openCase(details){
   if(source&&holder){
     var frame=document.createElement("iframe");
     frame.className="viewer";frame.title="slice viewer";
-    frame.srcdoc=source.textContent.replace(/<\\([\s\S])/g,"<$1");
+    frame.srcdoc=decode(source.textContent).replace(/\/\*bsf-lib-(\d+)\*\//g,function(m,n){
+      return decode(document.getElementById("lib-"+n).textContent);});
     holder.appendChild(frame);
   }
 }
@@ -187,7 +189,7 @@ def _longitudinal(subjects: Mapping[str, list[dict]], columns: Sequence[str], pl
 def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequence[str],
                 extra_columns: Sequence[str], metric_columns: Sequence[str], views: Mapping[str, str],
                 overlays: Mapping[str, bytes], longitudinal: Mapping[str, list[dict]], plots: Mapping[str, str],
-                summary: Mapping | None, record: Mapping) -> str:
+                summary: Mapping | None, record: Mapping, libraries: Sequence[str] = ()) -> str:
     """The report as one HTML string (see the module docstring for what loads when)."""
     case_parts, view_blocks = [], []
     for index, case in enumerate(cases):
@@ -203,6 +205,7 @@ def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequ
             "</div></details>")
         if case.case_id in views:
             view_blocks.append(f'<script type="text/x-bsf-view" id="view-{index}">{views[case.case_id]}</script>')
+    library_blocks = [f'<script type="text/x-bsf-view" id="lib-{i}">{text}</script>' for i, text in enumerate(libraries)]
     sections = [f"<h1>{_esc(title)}</h1>",
                 f'<p class="muted">{len(cases)} case(s); labels: {_esc(scheme.name)}. Click a column to sort '
                 "(again to reverse); click a row to open the case. Flagged rows are shaded; Dice/F1 below 0.5 "
@@ -219,4 +222,4 @@ def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequ
     sections += ["<h2>Each case</h2>", *case_parts, "<h2>Provenance</h2>", _provenance_table(record)]
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>{''.join(sections)}"
-            f"{''.join(view_blocks)}<script>{_JS}</script></body></html>")
+            f"{''.join(view_blocks)}{''.join(library_blocks)}<script>{_JS}</script></body></html>")

@@ -7,7 +7,11 @@ and the volume as PNG sprites, so it works offline. This module
   BraTS case at full size is a ~1.5 MB sprite; 100 cases would not load);
 - colours the label map with a discrete colormap built from the scheme's legend (value ``v`` gets
   the legend colour of ``v``; nearest-neighbour resampling keeps labels labels);
+- re-encodes the background sprite (a PNG of every slice) as JPEG, 3-4x smaller; the label
+  sprite stays PNG so that label colours are exact;
 - removes the one online reference nilearn adds (a favicon link) so the page asks for nothing;
+- moves the JavaScript libraries every view repeats (jQuery, brainsprite: ~150 kB) out of each
+  view (:func:`share_libraries`), so a 100-case page carries them once;
 - encodes the document so that it can sit, unparsed, inside the report until a case is opened
   (:func:`encode_inline`; the page's script reverses it with one replace).
 
@@ -26,9 +30,49 @@ import numpy as np
 
 from brainsegfounder.data.regions import RegionScheme
 
-__all__ = ["case_view_html", "encode_inline"]
+__all__ = ["case_view_html", "encode_inline", "share_libraries"]
 
 _FAVICON = re.compile(r"<link[^>]*rel=[\"'](?:shortcut )?icon[\"'][^>]*>", re.IGNORECASE)
+_SPRITE = re.compile(r'(<img id="spriteImg-[^"]*"[^>]*?src=")data:image/png;base64,([A-Za-z0-9+/=]+)')
+_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+#: Scripts at least this long are libraries shared by every view (nilearn's case data is shorter).
+LIBRARY_MIN_CHARS = 20_000
+
+
+def _jpeg_sprite(html: str, quality: int = 85) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    def encode(match: re.Match) -> str:
+        image = Image.open(io.BytesIO(base64.b64decode(match.group(2)))).convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        return f"{match.group(1)}data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+    return _SPRITE.sub(encode, html, count=1)
+
+
+def share_libraries(html: str, libraries: list[str]) -> str:
+    """Replace each long ``<script>`` body by ``/*bsf-lib-N*/``, N its index in ``libraries`` (extended).
+
+    >>> libraries = []
+    >>> share_libraries("<script>" + "x" * LIBRARY_MIN_CHARS + "</script><script>go()</script>", libraries)
+    '<script>/*bsf-lib-0*/</script><script>go()</script>'
+    >>> len(libraries[0])
+    20000
+    """
+
+    def replace(match: re.Match) -> str:
+        body = match.group(1)
+        if len(body) < LIBRARY_MIN_CHARS:
+            return match.group(0)
+        if body not in libraries:
+            libraries.append(body)
+        return f"<script>/*bsf-lib-{libraries.index(body)}*/</script>"
+
+    return _SCRIPT.sub(replace, html)
 
 
 def encode_inline(html: str) -> str:
@@ -84,4 +128,4 @@ def case_view_html(label_path: str | Path, scheme: RegionScheme, background: str
                     vmin=0, vmax=top, threshold=0.5, resampling_interpolation="nearest", colorbar=False,
                     black_bg=True, annotate=True, draw_cross=True, opacity=0.7, width_view=width,
                     title=None)
-    return _FAVICON.sub("", view.get_standalone())
+    return _jpeg_sprite(_FAVICON.sub("", view.get_standalone()))
