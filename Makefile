@@ -8,7 +8,7 @@ DATA ?= data/synthetic_brats2021
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: install demo test test-all bench lint clean
+.PHONY: install browser demo test test-all bench lint clean
 
 .install-stamp: pyproject.toml
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
@@ -16,6 +16,12 @@ export WANDB_SILENT ?= true
 	@touch .install-stamp
 
 install: .install-stamp
+
+# Headless Chromium for the report's browser tests: Debian's packages (selenium is told to use
+# /usr/bin/chromedriver and never downloads a browser). Skipped when both are already there.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver)
 
 demo: install
 	$(PYTHON) -m brainsegfounder.demo

@@ -1,0 +1,110 @@
+"""One offline HTML page per run: case table, per-case viewers, volumes over time, provenance.
+
+``python -m brainsegfounder.report --predictions runs/preds --inputs data/brats --out report.html``
+or, from Python (what ``predict --report`` and ``evaluate --report`` call):
+
+    >>> import tempfile, pathlib, numpy as np, nibabel as nib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for session, side in (("ses-1", 10), ("ses-2", 12)):
+    ...     label = np.zeros((24, 24, 24), np.uint8); label[2:2 + side, 2:12, 2:12] = 1
+    ...     nib.save(nib.Nifti1Image(label, np.eye(4)), folder / f"sub-01_{session}.nii.gz")
+    >>> summary = write_report(folder, out=folder / "report.html", scheme="lesion", viewers=False)
+    >>> summary["cases"], summary["subjects_followed"]
+    (2, 1)
+    >>> (folder / "longitudinal.csv").read_text().splitlines()[2]
+    'sub-01,ses-2,sub-01_ses-2,1.2,0.2,20.0'
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from brainsegfounder.report.longitudinal import subject_and_timepoint
+
+__all__ = ["write_report", "subject_and_timepoint"]
+
+
+def write_report(predictions: str | Path, out: str | Path | None = None, inputs: str | Path | None = None,
+                 metrics: str | Path | None = None, scheme: str = "brats2021", overlays: str | Path | None = None,
+                 background: str | None = None, checkpoints: Sequence[str] | None = None,
+                 command_line: str | None = None, title: str | None = None, viewers: bool = True,
+                 max_side: int = 128) -> dict:
+    """Write the report of a predictions folder; returns what it wrote (paths, counts, bytes, seconds).
+
+    Args:
+        predictions: predict's ``--output`` folder (``<case_id>.nii.gz``, ``volumes.csv``).
+        out: the HTML file; default ``<predictions>/report.html``.
+        inputs: the data root predict read, for the viewer's background image (optional).
+        metrics: evaluate's CSV (its ``<stem>_summary.json`` is read too).
+        scheme: label scheme name or YAML/JSON file (region names, legend and colours).
+        overlays: folder of ``<case_id>.png`` overlays (predict/evaluate ``--png``); the
+            predictions folder is searched too.
+        background: modality shown under the labels (default: FLAIR, else the first found).
+        checkpoints: checkpoint(s) of the run, when ``provenance.json`` does not list them.
+        command_line: the command that made the predictions, likewise.
+        title: page title; default: the predictions folder's name.
+        viewers: embed an interactive slice viewer per case (off: tables and overlays only).
+        max_side: the viewer's longest side in voxels (larger volumes are downsampled).
+    """
+    from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.report import data, longitudinal
+    from brainsegfounder.report.page import render_page
+
+    start = time.perf_counter()
+    predictions = Path(predictions).expanduser()
+    out = Path(out) if out is not None else predictions / "report.html"
+    scheme = get_scheme(scheme)
+    cases = data.gather_cases(predictions, scheme, overlays)
+    by_id = {c.case_id: c for c in cases}
+    sessions: dict = {}
+    if inputs is not None:
+        backgrounds, sessions = data.find_backgrounds(inputs, list(by_id), background)
+        for case_id, path in backgrounds.items():
+            by_id[case_id].background = path
+        for case_id, (subject, timepoint) in sessions.items():
+            if case_id in by_id:
+                by_id[case_id].subject, by_id[case_id].timepoint = subject, timepoint
+    summary = None
+    metric_columns: list[str] = []
+    if metrics is not None:
+        table, summary = data.read_metrics(metrics)
+        for case_id, row in table.items():
+            if case_id in by_id:
+                by_id[case_id].metrics = row
+        metric_columns = list(next(iter(table.values()), {}))
+    volume_columns = list(cases[0].volumes) or data.volume_columns(scheme)
+    extra_columns = [c for c in cases[0].extra]
+    values = {c.case_id: {k: float(v) for k, v in c.volumes.items()} for c in cases}
+    rows = longitudinal.longitudinal_rows(values, volume_columns, {c.case_id: (c.subject, c.timepoint) for c in cases})
+    followed: dict[str, list[dict]] = {}
+    for row in rows:
+        followed.setdefault(row["subject"], []).append(row)
+    colours = {f"{scheme.names[i]}_ml": scheme.legend.get(v, ("", "#333"))[1] for i, v in scheme.paint}
+    plots = {s: longitudinal.volume_plot_svg(r, volume_columns, colours) for s, r in followed.items()}
+    written = [out]
+    if rows:
+        written.append(longitudinal.write_longitudinal_csv(rows, volume_columns, out.parent / "longitudinal.csv"))
+    views: dict[str, str] = {}
+    libraries: list[str] = []
+    if viewers:
+        from brainsegfounder.report.viewer import case_view_html, encode_inline, share_libraries
+
+        for case in cases:
+            view = share_libraries(case_view_html(case.label, scheme, case.background, max_side), libraries)
+            views[case.case_id] = encode_inline(view)
+        libraries = [encode_inline(text) for text in libraries]
+    record = data.provenance(predictions, checkpoints, command_line)
+    page = render_page(title=title or f"BrainSegFounder report: {predictions.name}", cases=cases, scheme=scheme,
+                       volume_columns=volume_columns, extra_columns=extra_columns, metric_columns=metric_columns,
+                       views=views, overlays={c.case_id: c.overlay.read_bytes() for c in cases if c.overlay},
+                       longitudinal=followed, plots=plots, summary=summary, record=record,
+                       libraries=libraries)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(out)  # atomic: a reader never sees half a page
+    return {"report": str(out), "files": [str(p) for p in written], "cases": len(cases),
+            "subjects_followed": len(followed), "bytes": out.stat().st_size,
+            "seconds": round(time.perf_counter() - start, 2)}

@@ -1,0 +1,231 @@
+"""What a report shows, read from the files ``predict`` and ``evaluate`` write.
+
+- ``<predictions>/<case_id>.nii.gz``: label maps (the case list);
+- ``<predictions>/volumes.csv``: mL per region, shown exactly as written, with any extra
+  columns (``quality``, ``flag``); without it volumes are computed from the label maps the way
+  ``predict`` does (region mask voxels x voxel volume);
+- ``<case_id>.png`` overlays in the predictions folder or ``overlays``;
+- an ``evaluate`` CSV (one row per case) and its ``<stem>_summary.json``;
+- the input images, found through the data layouts, for the viewer's background;
+- ``<predictions>/provenance.json`` when present (checkpoints, preprocessing, command, versions,
+  date), completed by what is given as arguments and by the versions installed now.
+
+Example:
+    >>> import tempfile, pathlib, numpy as np, nibabel as nib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> label = np.zeros((20, 20, 20), np.uint8); label[5:15, 5:15, 5:15] = 1
+    >>> nib.save(nib.Nifti1Image(label, np.eye(4)), folder / "sub-01_ses-1.nii.gz")
+    >>> cases = gather_cases(folder, scheme="lesion")
+    >>> cases[0].case_id, cases[0].volumes
+    ('sub-01_ses-1', {'lesion_ml': '1.0000'})
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from brainsegfounder.data.regions import RegionScheme, get_scheme
+from brainsegfounder.errors import DataError
+
+__all__ = ["ReportCase", "VOLUMES_FILE", "PROVENANCE_FILE", "gather_cases", "read_metrics", "find_backgrounds",
+           "provenance", "volume_columns"]
+
+VOLUMES_FILE = "volumes.csv"
+PROVENANCE_FILE = "provenance.json"
+NIFTI = (".nii.gz", ".nii")
+#: Background contrast preferred for the viewer, first found wins (FLAIR shows oedema and lesions).
+BACKGROUND_PREFERENCE = ("flair", "t2f", "t1w", "t1ce", "t1c", "t1", "t1n", "t2", "t2w")
+_VERSIONS = ("brainsegfounder", "torch", "monai", "torchio", "pytorch-lightning", "nibabel", "nilearn", "numpy")
+
+
+@dataclass
+class ReportCase:
+    """One case as the report shows it. ``volumes`` and ``extra`` keep the CSV's text as written."""
+
+    case_id: str
+    label: Path
+    volumes: dict[str, str]
+    extra: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    overlay: Path | None = None
+    background: Path | None = None
+    subject: str = ""
+    timepoint: str | None = None
+
+
+def volume_columns(scheme: RegionScheme) -> list[str]:
+    """``<region>_ml`` per output channel, the columns ``predict`` writes to ``volumes.csv``."""
+    return [f"{name}_ml" for name in scheme.names]
+
+
+def _case_id(path: Path) -> str | None:
+    for ext in NIFTI:
+        if path.name.endswith(ext):
+            return path.name[: -len(ext)]
+    return None
+
+
+def _volumes_of(path: Path, scheme: RegionScheme) -> dict[str, str]:
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
+    masks = scheme.channel_masks(np.asanyarray(image.dataobj))
+    return {c: f"{float(m.sum()) * voxel_ml:.4f}" for c, m in zip(volume_columns(scheme), masks, strict=True)}
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise DataError(f"{path} cannot be read as CSV ({err}).") from None
+
+
+def gather_cases(predictions: str | Path, scheme: str | RegionScheme = "brats2021",
+                 overlays: str | Path | None = None) -> list[ReportCase]:
+    """Every ``<case_id>.nii.gz`` label map of ``predictions`` with its volumes and overlay."""
+    from brainsegfounder.report.longitudinal import subject_and_timepoint
+
+    folder, scheme = Path(predictions).expanduser(), get_scheme(scheme)
+    if not folder.is_dir():
+        raise DataError(f"--predictions {folder} is not a folder. Give the --output folder of predict "
+                        "(or the --pred folder given to evaluate).")
+    labels = {cid: p for p in sorted(folder.iterdir()) if p.is_file() and (cid := _case_id(p))}
+    if not labels:
+        raise DataError(f"no <case_id>.nii.gz label maps in {folder}; is it the --output folder of predict?")
+    table: dict[str, dict[str, str]] = {}
+    csv_path = folder / VOLUMES_FILE
+    if csv_path.is_file():
+        columns, rows = _read_csv(csv_path)
+        if "case_id" not in columns:
+            raise DataError(f"{csv_path} has no case_id column (columns: {columns}); is it predict's volumes.csv?")
+        table = {row["case_id"]: row for row in rows}
+    overlay_dirs = [folder] + ([Path(overlays).expanduser()] if overlays else [])
+    cases = []
+    for case_id, path in labels.items():
+        row = table.get(case_id)
+        if row is None:
+            volumes, extra = _volumes_of(path, scheme), {}
+        else:
+            volumes = {k: v for k, v in row.items() if k.endswith("_ml")}
+            extra = {k: v for k, v in row.items() if k != "case_id" and not k.endswith("_ml")}
+        overlay = next((d / f"{case_id}.png" for d in overlay_dirs if (d / f"{case_id}.png").is_file()), None)
+        subject, timepoint = subject_and_timepoint(case_id)
+        cases.append(ReportCase(case_id, path, volumes, extra, overlay=overlay, subject=subject, timepoint=timepoint))
+    return cases
+
+
+def read_metrics(path: str | Path) -> tuple[dict[str, dict[str, str]], dict | None]:
+    """An ``evaluate`` CSV -> ({case id: {metric: text}}, its ``<stem>_summary.json`` or None)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"--metrics {path} does not exist; give the --out CSV of evaluate.")
+    columns, rows = _read_csv(path)
+    if "case_id" not in columns:
+        raise DataError(f"{path} has no case_id column (columns: {columns}); is it evaluate's CSV?")
+    summary_path = path.with_name(path.stem + "_summary.json")
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    return {r["case_id"]: {k: v for k, v in r.items() if k != "case_id"} for r in rows}, summary
+
+
+def find_backgrounds(inputs: str | Path, case_ids: list[str], modality: str | None = None,
+                     ) -> tuple[dict[str, Path], dict[str, tuple[str, str | None]]]:
+    """Background image per case id from a data root in any registered layout.
+
+    Returns ({case id: image path}, {case id: (subject, session)} from a manifest's ``session``
+    column, if it has one). The first layout whose cases match a case id wins.
+    """
+    from brainsegfounder.data.layouts import LAYOUTS, find_cases
+
+    root = Path(inputs).expanduser()
+    if not root.is_dir():
+        raise DataError(f"--inputs {root} is not a folder; give the data root predict read.")
+    wanted, found = set(case_ids), {}
+    for layout in LAYOUTS:
+        try:
+            cases = find_cases(layout, root)
+        except Exception:  # noqa: BLE001 - a layout that does not fit this root is simply skipped
+            continue
+        for case in cases:
+            if case.subject_id in wanted and case.images:
+                names = list(case.images)
+                choice = modality if modality in names else next(
+                    (m for m in BACKGROUND_PREFERENCE if m in names), names[0])
+                found[case.subject_id] = Path(case.images[choice])
+        if found:
+            break
+    return found, _manifest_sessions(root)
+
+
+def _manifest_sessions(root: Path) -> dict[str, tuple[str, str | None]]:
+    for name in ("manifest.csv", "manifest.tsv"):
+        path = root / name
+        if path.is_file():
+            with path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle, delimiter="\t" if name.endswith(".tsv") else ","))
+            if rows and "session" in rows[0]:
+                return {r["subject_id"]: (r.get("subject") or r["subject_id"], r["session"] or None) for r in rows}
+    return {}
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _VERSIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def provenance(predictions: str | Path, checkpoints: list[str] | None = None, command_line: str | None = None,
+               preprocessing: dict | None = None) -> dict:
+    """The run's provenance: ``provenance.json`` of the predictions folder, completed by the arguments.
+
+    Keys: ``checkpoints`` (list of paths), ``preprocessing`` (a
+    :class:`~brainsegfounder.data.transforms.PreprocessingRecord` dict), ``command`` (the command
+    line), ``versions`` (package -> version), ``date`` (ISO 8601), ``report`` (when and by which
+    command this page was written).
+    """
+    path = Path(predictions).expanduser() / PROVENANCE_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    if checkpoints:
+        record["checkpoints"] = [str(c) for c in checkpoints]
+    if command_line:
+        record["command"] = command_line
+    if preprocessing:
+        record["preprocessing"] = preprocessing
+    if not record.get("preprocessing") and record.get("checkpoints"):
+        record["preprocessing"] = _preprocessing_of(record["checkpoints"][0])
+    record.setdefault("versions", _versions())
+    record["report"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else "",
+                        "versions": _versions(), "source": str(path) if path.is_file() else None}
+    return record
+
+
+def _preprocessing_of(checkpoint: str) -> dict | None:
+    """The preprocessing record a checkpoint carries (None if the file is absent or has none)."""
+    if not Path(checkpoint).is_file():
+        return None
+    import torch
+
+    from brainsegfounder.data.transforms import PREPROCESSING_KEY
+
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - provenance is best effort; the report must still be written
+        return None
+    return saved.get(PREPROCESSING_KEY) if isinstance(saved, dict) else None
