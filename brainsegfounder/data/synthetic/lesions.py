@@ -268,8 +268,8 @@ def resection_cavity(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, 
     s = tpl.spacing
     direction = rng.standard_normal(3)
     direction /= np.linalg.norm(direction)
-    offset = r_tc * rng.uniform(0.5, 0.8)
-    radius = offset * rng.uniform(0.6, 0.8)
+    offset = r_tc * rng.uniform(0.6, 0.9)
+    radius = r_tc * rng.uniform(0.6, 0.9)
     centre_vox = np.round((centre_mm + direction * offset - tpl.origin) / s)
     centre_vox = np.clip(centre_vox, 0, np.array(tpl.shape) - 1)
     centre = tpl.origin + s * centre_vox
@@ -287,7 +287,7 @@ def resection_cavity(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, 
     core_mm = tpl.origin + s * np.round((centre_mm - tpl.origin) / s)
     d2 = sum(((a - c) ** 2).reshape([-1 if i == k else 1 for i in range(3)])
              for k, (a, c) in enumerate(zip(axes, core_mm, strict=True)))
-    cavity &= d2 >= (0.4 * offset) ** 2
+    cavity &= d2 >= (0.35 * r_tc) ** 2
     if not cavity.any():  # a tumour squeezed to a few voxels: the oedema voxel nearest the centre
         oedema = region == ED
         cavity = oedema & (r == r[oedema].min())
