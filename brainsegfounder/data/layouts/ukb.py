@@ -23,19 +23,29 @@ __all__ = ["UKB", "UKB_PATTERNS", "pattern_layout"]
 
 
 def pattern_layout(name: str, patterns: dict[str, str], description: str = "", scheme: str | None = None,
-                   case_id_format: str | None = None) -> DatasetLayout:
+                   case_id_format: str | None = None, label: str | None = None) -> DatasetLayout:
     """A layout whose files are found (and named) by per-modality patterns with an ``{id}`` placeholder.
+
+    Args:
+        name: the layout's name.
+        patterns: ``{modality: "path/with/{id}.nii.gz"}`` relative to the data set root.
+        description: the expected names, for messages (default: the patterns).
+        scheme: label scheme of the ``label`` files (a name registered in ``regions``).
+        case_id_format: how to number cases, for writers (see :class:`DatasetLayout`).
+        label: the reference label's pattern; a case whose label file is absent is unlabelled.
 
     The case's folder is the first path component of the first modality's pattern.
     """
-    if not patterns or any("{id}" not in p for p in patterns.values()):
-        raise DataError(f"layout {name}: every file pattern needs an {{id}} placeholder, got {patterns}.")
+    if not patterns or any("{id}" not in p for p in [*patterns.values(), *([label] if label else [])]):
+        raise DataError(f"layout {name}: every file pattern needs an {{id}} placeholder, got {patterns}"
+                        f"{f' and label {label!r}' if label else ''}.")
     patterns = dict(patterns)
     first = next(iter(patterns.values()))
 
     def files(root: Path, case_id: str, layout: DatasetLayout) -> CaseFiles:
         images = {m: root / patterns[m].replace("{id}", case_id) for m in layout.modalities}
-        return CaseFiles(case_id, images, folder=root / first.replace("{id}", case_id).split("/")[0])
+        label_path = root / label.replace("{id}", case_id) if label else None
+        return CaseFiles(case_id, images, label_path, folder=root / first.replace("{id}", case_id).split("/")[0])
 
     def find(root: Path, layout: DatasetLayout) -> list[CaseFiles]:
         regex = re.compile("^" + re.escape(first).replace(re.escape("{id}"), "(?P<id>[^/]+)") + "$")
@@ -46,6 +56,8 @@ def pattern_layout(name: str, patterns: dict[str, str], description: str = "", s
                 continue
             case = files(root, found["id"], layout)
             if all(p.exists() for p in case.images.values()):
+                if case.label is not None and not case.label.exists():
+                    case.label = None
                 cases.append(case)
             else:
                 incomplete.append(case.subject_id)
