@@ -48,7 +48,9 @@ def pattern_layout(name: str, patterns: dict[str, str], description: str = "", s
         return CaseFiles(case_id, images, label_path, folder=root / first.replace("{id}", case_id).split("/")[0])
 
     def find(root: Path, layout: DatasetLayout) -> list[CaseFiles]:
-        regex = re.compile("^" + re.escape(first).replace(re.escape("{id}"), "(?P<id>[^/]+)") + "$")
+        # The id may appear more than once ({id}/anat/{id}_T1.nii.gz): later ones must repeat the first.
+        regex = re.compile("^" + re.escape(first).replace(re.escape("{id}"), "(?P<id>[^/]+)", 1)
+                           .replace(re.escape("{id}"), "(?P=id)") + "$")
         cases, incomplete = [], []
         for path in sorted(root.glob(first.replace("{id}", "*"))):
             found = regex.match(path.relative_to(root).as_posix())
