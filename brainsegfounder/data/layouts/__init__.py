@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-import torchio as tio
+from typing import TYPE_CHECKING
 
 from brainsegfounder.data.layouts.atlas import ATLAS, ATLAS_LESION_SUFFIX
 from brainsegfounder.data.layouts.base import (
@@ -61,6 +60,9 @@ from brainsegfounder.data.layouts.names import (
     subject_and_timepoint,
 )
 from brainsegfounder.data.layouts.ukb import UKB, UKB_PATTERNS, pattern_layout
+
+if TYPE_CHECKING:
+    import torchio as tio
 
 __all__ = [
     "ATLAS", "ATLAS_LESION_SUFFIX", "BRATS2021", "BRATS2023", "BRATS2024", "BRATS_COHORTS", "CaseFiles",

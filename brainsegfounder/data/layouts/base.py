@@ -22,10 +22,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torchio as tio
+from typing import TYPE_CHECKING
 
 from brainsegfounder.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import torchio as tio
 
 __all__ = ["NIFTI", "NIFTI_PATTERN", "CaseFiles", "DatasetLayout", "LAYOUTS", "register_layout", "get_layout",
            "strip_nifti", "is_nifti", "find_nifti", "modality_of", "find_cases", "cases_to_subjects",
@@ -186,6 +188,8 @@ def find_cases(layout: str | DatasetLayout, root: str | Path) -> list[CaseFiles]
 
 def cases_to_subjects(cases: list[CaseFiles]) -> list[tio.Subject]:
     """One :class:`torchio.Subject` per case; images are read lazily by TorchIO."""
+    import torchio as tio  # here, so that naming files (the generator, --help) does not load torch
+
     subjects = []
     for case in cases:
         fields = {m: tio.ScalarImage(p) for m, p in case.images.items()}
