@@ -61,3 +61,33 @@ def test_unknown_fold_to_exclude_names_the_folds(brats2021_root):
     dm = UnlabelledDataModule(root=str(brats2021_root), layout="brats2021", exclude_fold=7, **FAST)
     with pytest.raises(Exception, match="fold 7 does not exist"):
         dm.setup("fit")
+
+
+def test_lightning_cli_links_the_record_and_attributes_at_instantiation(brats2021_root):
+    import pytorch_lightning as pl
+    from pytorch_lightning.cli import LightningCLI
+
+    class Probe(pl.LightningModule):  # stands in for a task: what it takes from the data module
+        def __init__(self, in_channels: int = 1, modalities: list[str] | None = None, roi_size: tuple = (),
+                     preprocessing: dict | None = None):
+            super().__init__()
+            self.in_channels, self.modalities, self.roi_size = in_channels, modalities, roi_size
+            self.preprocessing = preprocessing
+
+    class LinkingCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser):
+            parser.link_arguments("data", "model.in_channels", compute_fn=lambda dm: dm.in_channels,
+                                  apply_on="instantiate")
+            parser.link_arguments("data", "model.modalities", compute_fn=lambda dm: list(dm.modalities),
+                                  apply_on="instantiate")
+            parser.link_arguments("data", "model.roi_size", compute_fn=lambda dm: dm.patch_size,
+                                  apply_on="instantiate")
+            parser.link_arguments("data", "model.preprocessing",
+                                  compute_fn=lambda dm: dm.preprocessing_record.to_dict(), apply_on="instantiate")
+
+    cli = LinkingCLI(Probe, UnlabelledDataModule, run=False, save_config_callback=None,
+                     trainer_defaults={"logger": False, "enable_checkpointing": False},
+                     args=[f"--data.root={brats2021_root}", "--data.layout=brats2021", "--data.modalities=[t1, flair]",
+                           "--data.patch_size=64", "--data.validate=off"])
+    assert (cli.model.in_channels, cli.model.modalities, tuple(cli.model.roi_size)) == (2, ["t1", "flair"], (64, 64, 64))
+    assert PreprocessingRecord.from_dict(cli.model.preprocessing) == cli.datamodule.preprocessing_record
