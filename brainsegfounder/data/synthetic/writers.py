@@ -14,7 +14,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainsegfounder.data.layouts import DatasetLayout
 from brainsegfounder.data.synthetic.subjects import check_args, synthesize_subject
 from brainsegfounder.errors import ConfigError, DataError
 
@@ -49,12 +48,13 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     os.replace(partial, path)
 
 
-def generate(layout: str | DatasetLayout, out: str | Path, subjects: int = 24, seed: int = 0,
+def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
              spacing: float = 2.0, overwrite: bool = False, cohort: str | None = None) -> list[Path]:
     """Write ``subjects`` synthetic subjects to ``out`` exactly as the real data set lays them out.
 
     Args:
-        layout: a registered layout: brats2021, brats2023, brats2024, ukb, atlas, or your own.
+        layout: a registered layout's name: brats2021, brats2023, brats2024, ukb, atlas, or one
+            you registered (``brainsegfounder.data.layouts.register_layout``).
         out: output folder (created if needed).
         subjects: how many subjects; subject ``i`` is the same whatever the count.
         seed: random seed (>= 0).
