@@ -22,22 +22,22 @@ import torchio as tio
 from torch.utils.data import DataLoader, DistributedSampler
 
 from brainsegfounder.data.layouts import (
-    LAYOUTS,
     CaseFiles,
+    DatasetLayout,
     cases_to_subjects,
-    find_cases,
+    get_layout,
     manifest_in,
-    read_fold_json,
+    manifest_modalities,
+    read_cases,
 )
-from brainsegfounder.data.manifest import manifest_modalities, read_manifest
 from brainsegfounder.data.regions import RegionScheme, get_scheme
 from brainsegfounder.data.reproducible import QueueLoader, shard_for_ranks
-from brainsegfounder.data.splits import kfold_split, label_subset, load_split, save_split, train_val_ids
-from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
+from brainsegfounder.data.splits import case_folds, label_subset, save_split, train_val_ids
+from brainsegfounder.data.transforms import Augmentation, PreprocessingRecord, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
 from brainsegfounder.errors import DataError
 
-__all__ = ["SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor", "in_place"]
+__all__ = ["CasesDataModule", "SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor", "in_place"]
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,67 @@ def patch_loader(subjects: tio.SubjectsDataset, sampler: tio.data.PatchSampler, 
     return QueueLoader(queue, position=position, batch_size=batch_size, collate_fn=collate_subjects)
 
 
-class SegmentationDataModule(pl.LightningDataModule):
+class CasesDataModule(pl.LightningDataModule):
+    """What both data modules share: cases from a layout, fold file or manifest; one split; the record.
+
+    Subclasses set the attributes below in ``__init__`` through :meth:`_init_cases` and call
+    :meth:`_read_cases` / :meth:`_folds` in ``setup``. The plain attributes ``modalities``,
+    ``in_channels``, ``scheme``, ``patch_size`` and :attr:`preprocessing_record` are what a task
+    reads (LightningCLI ``link_arguments(..., apply_on="instantiate")``).
+    """
+
+    scheme: RegionScheme | None = None
+
+    def _init_cases(self, root: str, spec: DatasetLayout, fold_file: str | None, manifest: str | None,
+                    modalities: Sequence[str] | None, n_folds: int, split_seed: int, split_file: str | None,
+                    patch_size: int | Sequence[int], spacing: float | None, crop_to_brain: bool) -> None:
+        # No save_hyperparameters(): LightningCLI saves the whole config beside the run, and data
+        # and model share names (regions) that Lightning refuses to merge when they differ.
+        self.root, self.spec, self.layout, self.fold_file = root, spec, spec.name, fold_file
+        known = spec.modalities
+        if not known:
+            # The manifest layout fixes no modalities: the manifest's image columns name them.
+            manifest = manifest or str(manifest_in(root))
+            known = manifest_modalities(manifest)
+        self.manifest = manifest
+        self.modalities = list(modalities or known)
+        unknown = set(self.modalities) - set(known)
+        if unknown:
+            where = (f"columns of manifest {manifest}, whose image columns are" if not spec.modalities
+                     else f"part of layout {spec.name!r}, whose modalities are")
+            raise DataError(f"modalities {sorted(unknown)} are not {where} {tuple(known)}; fix data.modalities.")
+        self.n_folds, self.split_seed, self.split_file = n_folds, split_seed, split_file
+        self.patch_size = as_triple(patch_size)
+        self.spacing, self.crop_to_brain = spacing, crop_to_brain
+        self.folds: dict[int, list[str]] = {}
+        self.train_cases: list[CaseFiles] = []
+        self.val_cases: list[CaseFiles] = []
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.modalities)
+
+    @property
+    def preprocessing_record(self) -> PreprocessingRecord:
+        """What prediction must repeat of this data handling (stored in checkpoints by the tasks)."""
+        return PreprocessingRecord(modalities=tuple(self.modalities), layout=self.layout, spacing=self.spacing,
+                                   crop_to_brain=self.crop_to_brain,
+                                   scheme=self.scheme.name if self.scheme is not None else None,
+                                   roi_size=self.patch_size)
+
+    def images_to_tensor(self, batch: dict) -> torch.Tensor:
+        """The batch's images as ``(B, C, X, Y, Z)`` in this data module's modality order."""
+        return images_to_tensor(batch, self.modalities)
+
+    def _read_cases(self) -> list[CaseFiles]:
+        return read_cases(self.spec, self.root, self.fold_file, self.manifest, self.modalities)
+
+    def _folds(self, cases: list[CaseFiles]) -> dict[int, list[str]]:
+        self.folds = case_folds(cases, self.n_folds, self.split_seed, self.split_file)
+        return self.folds
+
+
+class SegmentationDataModule(CasesDataModule):
     """Labelled subjects of one data set, split into folds, served as patches and whole volumes.
 
     Args:
@@ -164,58 +224,24 @@ class SegmentationDataModule(pl.LightningDataModule):
         validate: Literal["full", "header", "off"] = "full",
     ):
         super().__init__()
-        if layout not in LAYOUTS:
-            raise DataError(f"unknown data layout {layout!r}; choose one of {sorted(LAYOUTS)}.")
-        # No save_hyperparameters(): LightningCLI saves the whole config beside the run, and data
-        # and model share names (regions) that Lightning refuses to merge when they differ.
-        self.root, self.layout, self.fold_file, self.manifest = root, layout, fold_file, manifest
-        known = LAYOUTS[layout].modalities
-        if not known:
-            # The manifest layout fixes no modalities: the manifest's image columns name them.
-            self.manifest = manifest = manifest or str(manifest_in(root))
-            known = manifest_modalities(manifest)
-        self.modalities = list(modalities or known)
-        unknown = set(self.modalities) - set(known)
-        if unknown:
-            where = (f"columns of manifest {self.manifest}, whose image columns are" if not LAYOUTS[layout].modalities
-                     else f"part of layout {layout!r}, whose modalities are")
-            raise DataError(f"modalities {sorted(unknown)} are not {where} {tuple(known)}; fix data.modalities.")
-        self.scheme: RegionScheme = get_scheme(regions or LAYOUTS[layout].scheme or "lesion")
-        self.fold, self.n_folds, self.split_seed, self.split_file = fold, n_folds, split_seed, split_file
-        self.train_fraction, self.train_count = train_fraction, train_count
-        self.patch_size = as_triple(patch_size)
+        spec = get_layout(layout)
+        self._init_cases(root, spec, fold_file, manifest, modalities, n_folds, split_seed, split_file,
+                         patch_size, spacing, crop_to_brain)
+        self.scheme = get_scheme(regions or spec.scheme or "lesion")
+        self.fold, self.train_fraction, self.train_count = fold, train_fraction, train_count
         self.batch_size, self.samples_per_volume = batch_size, samples_per_volume
         self.queue_length, self.num_workers = queue_length, num_workers
         self.label_probabilities = label_probabilities or self.scheme.default_sampling_probabilities()
         self.augmentation = augmentation or Augmentation()
-        self.spacing, self.crop_to_brain, self.validate = spacing, crop_to_brain, validate
-        self.train_cases: list[CaseFiles] = []
-        self.val_cases: list[CaseFiles] = []
-        self.folds: dict[int, list[str]] = {}
-
-    # -- what the model needs to know ---------------------------------------------------------
-    @property
-    def in_channels(self) -> int:
-        return len(self.modalities)
+        self.validate = validate
 
     @property
     def region_names(self) -> tuple[str, ...]:
         return self.scheme.names
 
-    def images_to_tensor(self, batch: dict) -> torch.Tensor:
-        """The batch's images as ``(B, C, X, Y, Z)`` in this data module's modality order."""
-        return images_to_tensor(batch, self.modalities)
-
     # -- cases, split, validation --------------------------------------------------------------
     def _read_cases(self) -> list[CaseFiles]:
-        if self.manifest:
-            cases = read_manifest(self.manifest, self.modalities)
-        elif self.fold_file:
-            cases = read_fold_json(self.fold_file, self.root, self.layout)
-        else:
-            cases = find_cases(self.layout, self.root)
-        for case in cases:
-            case.images = {m: case.images[m] for m in self.modalities}
+        cases = super()._read_cases()
         unlabelled = [c.subject_id for c in cases if c.label is None]
         if unlabelled:
             raise DataError(f"{len(unlabelled)} subject(s) have no label file, e.g. {unlabelled[:3]}; "
@@ -223,21 +249,11 @@ class SegmentationDataModule(pl.LightningDataModule):
                             "subject. Remove them from the data root, or use them for SSL pretraining.")
         return cases
 
-    def _split(self, cases: list[CaseFiles]) -> dict[int, list[str]]:
-        if self.split_file and Path(self.split_file).exists():
-            return load_split(self.split_file)
-        if all(c.fold is not None for c in cases):
-            folds: dict[int, list[str]] = {}
-            for c in cases:
-                folds.setdefault(int(c.fold), []).append(c.subject_id)
-            return folds
-        return kfold_split([c.subject_id for c in cases], self.n_folds, self.split_seed)
-
     def setup(self, stage: str | None = None) -> None:
         if self.train_cases or self.val_cases:
             return
         cases = self._read_cases()
-        self.folds = self._split(cases)
+        self._folds(cases)
         train_ids, val_ids = train_val_ids(self.folds, self.fold)
         if self.train_fraction < 1 or self.train_count is not None:
             train_ids = label_subset(train_ids, self.train_fraction, self.split_seed, self.train_count)

@@ -18,12 +18,13 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from brainsegfounder.errors import DataError
 
-__all__ = ["kfold_split", "train_val_ids", "label_subset", "save_split", "load_split"]
+__all__ = ["kfold_split", "train_val_ids", "label_subset", "save_split", "load_split", "case_folds"]
 
 
 def kfold_split(subject_ids: Sequence[str], n_folds: int = 5, seed: int = 0) -> dict[int, list[str]]:
@@ -86,3 +87,30 @@ def load_split(path: str | Path) -> dict[int, list[str]]:
     except (OSError, ValueError, KeyError) as err:
         raise DataError(f"split file {path} cannot be read ({err}); point data.split_file at a JSON written "
                         "by an earlier run, or leave it empty to make a new split.") from None
+
+
+class _Case(Protocol):
+    subject_id: str
+    fold: int | None
+
+
+def case_folds(cases: Sequence[_Case], n_folds: int = 5, seed: int = 0,
+               split_file: str | Path | None = None) -> dict[int, list[str]]:
+    """THE split of both data modules: a saved split file, else the cases' own folds, else a seeded k-fold.
+
+    The cases' own folds come from a MONAI fold file or a manifest's ``fold`` column (all cases or
+    none have one). Fine-tuning's validation fold and Stage 2's held-out fold are therefore the
+    same subjects whenever both data modules are given the same files and settings.
+
+    >>> from types import SimpleNamespace as Case
+    >>> case_folds([Case(subject_id=s, fold=f) for s, f in (("a", 0), ("b", 1), ("c", 0))])
+    {0: ['a', 'c'], 1: ['b']}
+    """
+    if split_file and Path(split_file).exists():
+        return load_split(split_file)
+    if cases and all(c.fold is not None for c in cases):
+        folds: dict[int, list[str]] = {}
+        for case in cases:
+            folds.setdefault(int(case.fold), []).append(case.subject_id)
+        return folds
+    return kfold_split([c.subject_id for c in cases], n_folds, seed)

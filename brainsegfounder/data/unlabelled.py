@@ -15,18 +15,15 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-import pytorch_lightning as pl
-import torch
 import torchio as tio
 from torch.utils.data import DataLoader
 
-from brainsegfounder.data.datamodule import as_triple, collate_subjects, images_to_tensor, patch_loader
-from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, DatasetLayout, cases_to_subjects, pattern_layout
+from brainsegfounder.data.datamodule import CasesDataModule, collate_subjects, patch_loader
+from brainsegfounder.data.layouts import LAYOUTS, cases_to_subjects, pattern_layout
 from brainsegfounder.data.reproducible import shard_for_ranks
-from brainsegfounder.data.splits import kfold_split, train_val_ids
+from brainsegfounder.data.splits import train_val_ids
 from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
 from brainsegfounder.errors import DataError
@@ -34,7 +31,7 @@ from brainsegfounder.errors import DataError
 __all__ = ["UnlabelledDataModule"]
 
 
-class UnlabelledDataModule(pl.LightningDataModule):
+class UnlabelledDataModule(CasesDataModule):
     """Unlabelled volumes served as random crops (training) and centre crops (validation).
 
     Args:
@@ -44,10 +41,14 @@ class UnlabelledDataModule(pl.LightningDataModule):
             instead of the layout's own file names (e.g. another UK Biobank unpacking).
         modalities: modalities to use, in channel order; default: all of the layout's.
         val_count: subjects held out for the validation loss and the logged images.
-        exclude_fold: leave out this fold of the segmentation split (``n_folds``, ``split_seed``,
-            the same seeded split :class:`~brainsegfounder.data.datamodule.SegmentationDataModule`
-            makes), so that Stage 2 never sees the fine-tuning's held-out subjects.
-        n_folds, split_seed: that split.
+        fold_file: a MONAI fold JSON to read cases (and folds) from instead of scanning ``root``.
+        manifest: a CSV/TSV/JSON manifest to read cases (and folds) from (``layout: manifest``).
+        exclude_fold: leave out this fold of the segmentation split, so that Stage 2 never sees
+            the fine-tuning's held-out subjects. The split is
+            :class:`~brainsegfounder.data.datamodule.SegmentationDataModule`'s, by the same code:
+            ``split_file`` if given, else the fold file's (or manifest's) folds, else the seeded
+            k-fold of ``n_folds`` and ``split_seed``. Give both modules the same settings.
+        n_folds, split_seed, split_file: that split.
         patch_size: crop side(s) in voxels (multiples of 32, at least 64).
         batch_size: crops per batch (each gives two augmented views).
         samples_per_volume: crops drawn per loaded volume (2 in the paper).
@@ -65,11 +66,14 @@ class UnlabelledDataModule(pl.LightningDataModule):
         root: str = "data/synthetic_ukb",
         layout: str = "ukb",
         patterns: dict[str, str] | None = None,
+        fold_file: str | None = None,
+        manifest: str | None = None,
         modalities: list[str] | None = None,
         val_count: int = 1,
         exclude_fold: int | None = None,
         n_folds: int = 5,
         split_seed: int = 0,
+        split_file: str | None = None,
         patch_size: int | list[int] = 96,
         batch_size: int = 2,
         samples_per_volume: int = 2,
@@ -82,54 +86,32 @@ class UnlabelledDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         if patterns:
-            self.spec: DatasetLayout = pattern_layout(layout, patterns)
+            spec = pattern_layout(layout, patterns)
         elif layout in LAYOUTS:
-            self.spec = LAYOUTS[layout]
+            spec = LAYOUTS[layout]
         else:
             raise DataError(f"unknown data layout {layout!r}; choose one of {sorted(LAYOUTS)}, or give "
                             "data.patterns {modality: 'path/{id}/file.nii.gz'}.")
-        self.root, self.layout = root, layout
-        self.modalities = list(modalities or self.spec.modalities)
-        unknown = set(self.modalities) - set(self.spec.modalities)
-        if unknown:
-            raise DataError(f"modalities {sorted(unknown)} are not part of layout {layout!r}, whose "
-                            f"modalities are {self.spec.modalities}.")
-        self.val_count, self.exclude_fold, self.n_folds, self.split_seed = val_count, exclude_fold, n_folds, split_seed
-        self.patch_size = as_triple(patch_size)
+        self._init_cases(root, spec, fold_file, manifest, modalities, n_folds, split_seed, split_file,
+                         patch_size, spacing, crop_to_brain)
+        self.val_count, self.exclude_fold = val_count, exclude_fold
         self.batch_size, self.samples_per_volume = batch_size, samples_per_volume
         self.queue_length, self.num_workers = queue_length, num_workers
         self.augmentation = augmentation or Augmentation(flip_probability=0.0, intensity_probability=0.0)
-        self.spacing, self.crop_to_brain, self.validate = spacing, crop_to_brain, validate
-        self.train_cases: list[CaseFiles] = []
-        self.val_cases: list[CaseFiles] = []
-
-    @property
-    def in_channels(self) -> int:
-        return len(self.modalities)
-
-    def images_to_tensor(self, batch: dict) -> torch.Tensor:
-        return images_to_tensor(batch, self.modalities)
+        self.validate = validate
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_cases:
             return
-        root = Path(self.root).expanduser()
-        if not root.is_dir():
-            raise DataError(f"data root {root} does not exist or is not a folder. Set data.root (or generate a "
-                            f"synthetic set: python -m brainsegfounder.data.synthetic --layout {self.layout} "
-                            f"--out {root}).")
-        cases = self.spec.finder(root, self.spec)
-        if not cases:
-            raise DataError(f"no {self.layout} cases found under {root}. Expected: {self.spec.description}.")
+        cases = self._read_cases()
         for case in cases:
-            case.images = {m: case.images[m] for m in self.modalities}
             case.label = None  # SSL never reads labels
         if self.exclude_fold is not None:
-            folds = kfold_split([c.subject_id for c in cases], self.n_folds, self.split_seed)
-            keep, _ = train_val_ids(folds, self.exclude_fold)
-            cases = [c for c in cases if c.subject_id in set(keep)]
+            # Subjects outside the split (another data set's) stay; the held-out fold's never do.
+            _, held_out = train_val_ids(self._folds(cases), self.exclude_fold)
+            cases = [c for c in cases if c.subject_id not in set(held_out)]
         if len(cases) <= self.val_count:
-            raise DataError(f"{len(cases)} subject(s) under {root} but data.val_count is {self.val_count}; "
+            raise DataError(f"{len(cases)} subject(s) under {self.root} but data.val_count is {self.val_count}; "
                             "add subjects or lower val_count.")
         self.val_cases = cases[: self.val_count]
         self.train_cases = cases[self.val_count:]

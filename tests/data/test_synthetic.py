@@ -14,8 +14,8 @@ from nilearn import datasets
 from scipy import ndimage
 
 from brainsegfounder.data import synthetic
-from brainsegfounder.data.synthetic import LAYOUTS, generate, main, synthesize_subject
-from brainsegfounder.errors import DataError
+from brainsegfounder.data.synthetic import generate, main, synthesize_subject, writable_layouts
+from brainsegfounder.errors import ConfigError, DataError
 
 
 def load(path):
@@ -284,11 +284,15 @@ def test_incomplete_case_or_other_fold_file_is_an_error_naming_it(tmp_path, caps
 
 
 def test_bad_arguments_are_refused_with_the_choices():
-    with pytest.raises(ValueError, match="brats2021, brats2023, ukb, atlas"):
+    with pytest.raises(ConfigError, match="atlas, brats2021, brats2023, brats2024, ukb"):
         synthesize_subject("brats2019", 0)
-    with pytest.raises(ValueError, match="spacing"):
+    with pytest.raises(ConfigError, match="spacing"):
         synthesize_subject("ukb", 0, spacing=0.0)
-    assert LAYOUTS == ("brats2021", "brats2023", "ukb", "atlas")
+    with pytest.raises(ConfigError, match="cohort"):
+        generate("brats2023", "unused", cohort="XYZ")
+    with pytest.raises(ConfigError, match="no cohorts"):
+        synthesize_subject("brats2021", 0, cohort="MET")
+    assert set(writable_layouts()) == {"brats2021", "brats2023", "brats2024", "ukb", "atlas"}
 
 
 def test_docstring_examples_run():

@@ -1,0 +1,143 @@
+"""One synthetic subject in memory: anatomy, the lesions its layout's label scheme calls for, contrasts.
+
+What a subject carries follows from its layout's label scheme (:mod:`brainsegfounder.data.regions`):
+no scheme -> healthy; a glioma scheme (ET, TC, WT regions) -> a glioma with its sub-regions; with
+an RC region too (BraTS 2024) -> a glioma after resection, with its cavity; a one-region scheme
+-> 1-3 chronic stroke lesions. A new layout is generated as soon as it is registered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from brainsegfounder.data.layouts import DatasetLayout, get_layout
+from brainsegfounder.data.regions import get_scheme
+from brainsegfounder.data.synthetic.anatomy import deformed_anatomy, load_template
+from brainsegfounder.data.synthetic.contrasts import ALL_CONTRASTS, CONTRAST, draw_contrast, render
+from brainsegfounder.data.synthetic.lesions import (
+    RC,
+    Blend,
+    label_values,
+    mass_effect,
+    plan_tumour,
+    resection_cavity,
+    strokes,
+    tumour,
+)
+from brainsegfounder.errors import ConfigError
+
+__all__ = ["SyntheticSubject", "synthesize_subject", "check_args"]
+
+# A resection cavity holds fluid: CSF-like (dark T1/T1ce, bright T2), on FLAIR a little brighter
+# than CSF (blood products and protein), relative to the subject's own CSF signal.
+_CAVITY_VS_CSF = {"t1": 1.0, "t1ce": 1.0, "t2": 0.95, "flair": 1.6}
+
+
+@dataclass
+class SyntheticSubject:
+    """One synthetic subject, in memory.
+
+    Attributes:
+        images: layout's modality name -> float32 volume (X, Y, Z), zero outside the brain.
+        label: uint8 label map on the same grid (the layout's scheme's values), or None (``ukb``).
+        affine: 4 x 4 voxel-to-MNI (RAS, mm) matrix shared by every volume.
+        case_id: the subject's identifier as the real data set names it
+            (``BraTS2021_00000``, ``BraTS-GLI-00000-000``, ``1000000``, ``sub-r001s001``).
+        brain_mask: bool volume, True inside the (deformed) brain.
+        tissue: ``"csf"``, ``"gm"``, ``"wm"`` -> float32 volume fractions (sum 1 in the brain,
+            tumour and lesions included in the tissue they replaced): the ground truth behind
+            the contrasts, e.g. to check them or to train tissue segmentation.
+    """
+
+    images: dict[str, np.ndarray]
+    label: np.ndarray | None
+    affine: np.ndarray
+    case_id: str
+    brain_mask: np.ndarray | None = None
+    tissue: dict[str, np.ndarray] | None = None
+
+
+def check_args(layout: str | DatasetLayout, index: int = 0, seed: int = 0, spacing: float = 2.0) -> DatasetLayout:
+    """The layout, once it is known to be one the generator can write and the numbers are sane."""
+    from brainsegfounder.data.layouts import LAYOUTS
+
+    if not isinstance(layout, DatasetLayout) and layout not in LAYOUTS:
+        writable = [n for n, lay in LAYOUTS.items() if lay.namer and lay.case_id_format]
+        raise ConfigError(f"unknown layout {layout!r}: choose one of {', '.join(writable)}.")
+    spec = get_layout(layout)
+    if spec.namer is None or spec.case_id_format is None:
+        raise ConfigError(f"layout {spec.name} does not name its cases' files; the generator cannot write it.")
+    unknown = [m for m in spec.modalities if m.lower() not in CONTRAST]
+    if unknown:
+        raise ConfigError(f"layout {spec.name}: no synthetic contrast for modalities {unknown}; known names: "
+                          f"{', '.join(CONTRAST)} (add yours to synthetic.contrasts.CONTRAST).")
+    if int(index) < 0 or int(seed) < 0:
+        raise ConfigError(f"index and seed must be >= 0 (got index={index}, seed={seed}).")
+    if not (0.5 <= float(spacing) <= 8.0):
+        raise ConfigError(f"spacing must be between 0.5 and 8 mm (got {spacing}).")
+    return spec
+
+
+def synthesize_subject(layout: str | DatasetLayout, index: int, seed: int = 0, spacing: float = 2.0,
+                       cohort: str | None = None) -> SyntheticSubject:
+    """Make subject ``index`` of ``layout`` in memory; the same ``(seed, index)`` gives the same arrays.
+
+    Args:
+        layout: a registered layout name (or layout) that names its cases' files.
+        index: subject number (>= 0); the subject depends only on ``(seed, index)``.
+        seed: random seed (>= 0).
+        spacing: isotropic voxel size in mm (2.0 -> 99 x 117 x 95 voxels, 1.0 -> 197 x 233 x 189).
+        cohort: BraTS 2023+ cohort of the case id (GLI, MET, MEN, PED, SSA); only the name changes.
+
+    Returns:
+        A :class:`SyntheticSubject`; glioma subjects always hold every label of their scheme.
+
+    >>> s = synthesize_subject("brats2023", 3, seed=1, spacing=4.0)
+    >>> sorted(s.images), sorted(int(v) for v in np.unique(s.label))
+    (['t1c', 't1n', 't2f', 't2w'], [0, 1, 2, 3])
+    """
+    spec = check_args(layout, index, seed, spacing)
+    scheme = get_scheme(spec.scheme) if spec.scheme else None
+    values = label_values(scheme) if scheme is not None else {}
+    tpl = load_template(float(spacing))
+    # Independent streams, so that e.g. the tumour's draws never shift the anatomy's: subject i is
+    # the same person in every layout.
+    anatomy_rng, contrast_rng, lesion_rng, noise_rng = np.random.default_rng([int(seed), int(index)]).spawn(4)
+    anatomy = deformed_anatomy(anatomy_rng, tpl)
+    params = {c: draw_contrast(contrast_rng, c, tpl) for c in ALL_CONTRASTS}
+    noise_rngs = dict(zip(ALL_CONTRASTS, noise_rng.spawn(len(ALL_CONTRASTS)), strict=True))
+
+    label = None
+    blends: list[Blend] = []
+    if len(values) > 1:  # a glioma
+        plan = plan_tumour(lesion_rng, anatomy, tpl)
+        mass_effect(anatomy, tpl, plan[0], radius_mm=plan[2], strength=lesion_rng.uniform(0.2, 0.5))
+        anatomy.finish()
+        signals = [{c: params[c].tumour[k] for c in ALL_CONTRASTS} for k in range(3)]
+        label, blends = tumour(lesion_rng, anatomy, tpl, plan, signals)
+        if RC in values:
+            cavity = {c: params[c].tissue[0] * _CAVITY_VS_CSF[c] * math.exp(lesion_rng.normal(0.0, 0.06))
+                      for c in ALL_CONTRASTS}
+            blends.append(resection_cavity(lesion_rng, anatomy, tpl, plan, label, cavity))
+    elif values:
+        anatomy.finish()
+        signals = [{c: params[c].stroke[k] for c in ALL_CONTRASTS} for k in range(2)]
+        label, blends = strokes(lesion_rng, anatomy, tpl, signals)
+    else:
+        anatomy.finish()
+    if label is not None:
+        lookup = np.zeros(max(values) + 1, dtype=np.uint8)
+        for code, value in values.items():
+            lookup[code] = value
+        label = lookup[label]
+
+    images = {}
+    for modality in spec.modalities:
+        contrast = CONTRAST[modality.lower()]
+        images[modality] = render(contrast, params[contrast], anatomy, blends, tpl, noise_rngs[contrast])
+    return SyntheticSubject(images=images, label=label, affine=np.array(tpl.affine),
+                            case_id=spec.case_id(int(index), cohort), brain_mask=anatomy.brain,
+                            tissue={"csf": anatomy.csf, "gm": anatomy.gm, "wm": anatomy.wm})
