@@ -30,11 +30,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from brainsegfounder.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where tensors are used: naming files needs no torch
+    import torch
 
 __all__ = ["RegionScheme", "SCHEMES", "RULES", "PALETTE", "get_scheme", "register_scheme", "scheme_from_file"]
 
@@ -101,12 +104,16 @@ class RegionScheme:
 
     def to_regions(self, label: torch.Tensor) -> torch.Tensor:
         """Label map ``(B, 1, X, Y, Z)`` (any integer or float dtype) -> float regions ``(B, R, X, Y, Z)``."""
+        import torch
+
         label = label.round().long()
         channels = [torch.isin(label[:, 0], torch.tensor(v, device=label.device)) for v in self.labels]
         return torch.stack(channels, dim=1).float()
 
     def to_label(self, regions: torch.Tensor) -> torch.Tensor:
         """Binary regions ``(B, R, ...)`` -> label map ``(B, 1, ...)`` (uint8) by painting in order."""
+        import torch
+
         out = torch.zeros_like(regions[:, :1], dtype=torch.uint8)
         for index, value in self.paint:
             out[regions[:, index : index + 1] > 0] = value
