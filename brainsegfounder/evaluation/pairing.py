@@ -1,10 +1,8 @@
-"""Pairing predictions with references by case id: evaluate's naming rules, kept in one place.
+"""Pairing predictions with references by case id, through the layout authority.
 
-SWAP POINT: these rules (how a reference file names its case, which files are segmentations,
-which image lies beside a reference) belong to the layout authority (``data/layouts``). They are
-moved here unchanged from ``evaluate.py`` so that the rewiring is one import in
-:mod:`brainsegfounder.evaluate`: replace :func:`pair_with_unscored` and :func:`background_image`
-with the layouts' readers and delete this module.
+How a reference file names its case, which files are references, and which image lies beside a
+reference are the layouts' knowledge (:mod:`brainsegfounder.data.layouts.names`); this module only
+pairs the two folders and says clearly what does not pair.
 
 >>> case_id_from_reference("BraTS-GLI-00000-000/BraTS-GLI-00000-000-seg.nii.gz")
 'BraTS-GLI-00000-000'
@@ -12,47 +10,21 @@ with the layouts' readers and delete this module.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from brainsegfounder.data.layouts.base import is_nifti
+from brainsegfounder.data.layouts.names import background_image as _background_path
+from brainsegfounder.data.layouts.names import find_references
+from brainsegfounder.data.layouts.names import reference_case_id as case_id_from_reference
 from brainsegfounder.errors import DataError
 
 __all__ = ["background_image", "case_id_from_reference", "find_predictions", "find_references",
            "pair_cases", "pair_with_unscored"]
 
-_NIFTI = re.compile(r"\.nii(\.gz)?$")
-# Names that mark a file as a segmentation inside a data set's own layout.
-_SEGMENTATION = re.compile(r"(_seg|-seg|_desc-[^_]*lesion_mask)\.nii(\.gz)?$")
-# Background images for --png, found beside a reference in the data sets' own layouts.
-_BACKGROUNDS = (("_seg", "_flair"), ("-seg", "-t2f"), ("_label-L_desc-T1lesion_mask", "_T1w"))
 _MAX_LISTED = 20
-
-
-def case_id_from_reference(path: str | Path) -> str:
-    """The case id a segmentation file stands for, in any of the supported layouts.
-
-    The same rule names predictions, so a prediction may also keep its reference's file name.
-
-    >>> case_id_from_reference("BraTS2021_00000/BraTS2021_00000_seg.nii.gz")
-    'BraTS2021_00000'
-    >>> case_id_from_reference("BraTS-GLI-00000-000/BraTS-GLI-00000-000-seg.nii.gz")
-    'BraTS-GLI-00000-000'
-    >>> case_id_from_reference(
-    ...     "sub-r001s001/ses-1/anat/sub-r001s001_ses-1_space-MNI152NLin2009aSym_label-L_desc-T1lesion_mask.nii.gz")
-    'sub-r001s001'
-    >>> case_id_from_reference("predictions/BraTS2021_00000.nii.gz")
-    'BraTS2021_00000'
-    """
-    name = _NIFTI.sub("", Path(path).name)
-    if name.startswith("sub-"):
-        return name.split("_", 1)[0]
-    for suffix in ("_seg", "-seg"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _listing(paths: Sequence[object]) -> str:
@@ -82,29 +54,10 @@ def _existing_dir(folder: str | Path, what: str, hint: str) -> Path:
     return folder
 
 
-def find_references(ref_dir: str | Path) -> dict[str, Path]:
-    """Reference segmentations under ``ref_dir`` by case id.
-
-    If any NIfTI file below ``ref_dir`` is named like a segmentation (``*_seg``, ``*-seg``,
-    ``*_desc-*lesion_mask``), those are the references (a data set root); otherwise every NIfTI file
-    directly in ``ref_dir`` is (a flat folder).
-    """
-    ref_dir = _existing_dir(ref_dir, "reference", "pass a data set root or a folder of <case_id>.nii.gz")
-    segmentations = sorted(p for p in ref_dir.rglob("*") if _SEGMENTATION.search(p.name) and p.is_file())
-    files = segmentations or sorted(p for p in ref_dir.iterdir() if _NIFTI.search(p.name) and p.is_file())
-    if not files:
-        raise DataError(
-            f"no reference segmentations found under {ref_dir}: expected a data set root "
-            "(BraTS2021_*/..._seg.nii.gz, BraTS-*/...-seg.nii.gz, sub-*/ses-*/anat/..._desc-T1lesion_mask.nii.gz) "
-            "or a flat folder of <case_id>.nii.gz files."
-        )
-    return _by_case(files, "reference", ref_dir)
-
-
 def find_predictions(pred_dir: str | Path) -> dict[str, Path]:
     """Prediction files (``<case_id>.nii.gz`` or ``.nii``) directly in ``pred_dir``, by case id."""
     pred_dir = _existing_dir(pred_dir, "prediction", "pass the folder the predict command wrote")
-    files = sorted(p for p in pred_dir.iterdir() if _NIFTI.search(p.name) and p.is_file())
+    files = sorted(p for p in pred_dir.iterdir() if is_nifti(p) and p.is_file())
     if not files:
         raise DataError(f"no prediction files (<case_id>.nii.gz) found in {pred_dir}.")
     return _by_case(files, "prediction", pred_dir)
@@ -143,14 +96,11 @@ def pair_cases(pred_dir: str | Path, ref_dir: str | Path, strict: bool = False) 
 
 
 def background_image(ref_path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    # Keep it simple: only the data sets' own layouts put an image beside the segmentation.
+    """The layout's picture background beside a reference (BraTS FLAIR, ATLAS T1w) if on the same grid."""
     import nibabel as nib
 
-    name = ref_path.name
-    for seg, image in _BACKGROUNDS:
-        if seg in name:
-            candidate = ref_path.with_name(name.replace(seg, image))
-            if candidate.is_file():
-                data = np.asanyarray(nib.load(str(candidate)).dataobj)
-                return data if data.shape == shape else None
-    return None
+    candidate = _background_path(ref_path)
+    if candidate is None:
+        return None
+    data = np.asanyarray(nib.load(str(candidate)).dataobj)
+    return data if data.shape == shape else None

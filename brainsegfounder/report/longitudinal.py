@@ -24,27 +24,10 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from brainsegfounder.data.layouts.names import subject_and_timepoint
+
 __all__ = ["subject_and_timepoint", "timepoint_order", "longitudinal_rows", "write_longitudinal_csv",
            "volume_plot_svg"]
-
-# BraTS 2023+: challenge, 5-digit subject, 3-digit time point (BraTS-GLI-00001-000, BraTS-MET-00012-001).
-_BRATS = re.compile(r"^(BraTS-[A-Za-z]+-\d+)-(\d+)$")
-# BIDS: sub-<label>, then ses-<label> as a path part or an entity (sub-01_ses-2, sub-01/ses-2).
-_BIDS = re.compile(r"^(sub-[A-Za-z0-9]+)[_/](ses-[A-Za-z0-9]+)")
-
-
-def subject_and_timepoint(case_id: str) -> tuple[str, str | None]:
-    """``(subject, time point)`` named by a case id; the time point is None when the id names none.
-
-    Stand-in for the same function of :mod:`brainsegfounder.data.layouts` (same name and
-    signature), so the two can be swapped.
-    """
-    for pattern in (_BRATS, _BIDS):
-        match = pattern.match(case_id)
-        if match:
-            return match.group(1), match.group(2)
-    return case_id, None
-
 
 def timepoint_order(timepoint: str | None) -> tuple:
     """Sort key: numbers inside a time point compare as numbers (``ses-2`` before ``ses-10``)."""
