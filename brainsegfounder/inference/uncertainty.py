@@ -1,0 +1,177 @@
+"""How sure is a segmentation: per-voxel uncertainty maps and one quality score per case.
+
+Pure functions on sigmoid region probabilities, one channel per region (TC, WT, ET for BraTS),
+as the predictor produces them (``(R, X, Y, Z)``; several members, checkpoints of an ensemble
+and/or test-time mirrorings, stacked as ``(M, R, X, Y, Z)``).
+
+- :func:`binary_entropy`: predictive entropy of the mean probability, per region channel, in
+  bits (0 = certain, 1 = p is 0.5).
+- :func:`combined_entropy`: one map for all regions, the largest channel entropy (the least sure
+  region decides), bits, 0..1.
+- :func:`member_variance`: the variance of the probability across members (0..0.25), the
+  disagreement of an ensemble or of mirrorings; only defined for two members or more.
+- :func:`quality_score`: one number per case, the mean combined entropy over the predicted lesion
+  and a border band around it, bits, 0..1; higher means less sure (look at such cases first).
+- :func:`choose_flag_threshold`: the quality-score threshold that best separates poor cases
+  (Dice below a floor) on validation data.
+
+Example:
+    >>> import torch
+    >>> p = torch.tensor([[[[0.0, 0.5, 1.0]]]])            # one region, three voxels
+    >>> binary_entropy(p).flatten().tolist()
+    [0.0, 1.0, 0.0]
+    >>> maps = uncertainty_maps(torch.stack([p, 1 - p]))    # two members that disagree
+    >>> maps.variance.flatten().tolist()
+    [0.25, 0.0, 0.25]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+__all__ = ["UncertaintyMaps", "binary_entropy", "choose_flag_threshold", "combined_entropy", "member_variance",
+           "quality_score", "uncertainty_maps"]
+
+def _tensor(values) -> torch.Tensor:
+    return values.float() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values)).float()
+
+
+def binary_entropy(probabilities) -> torch.Tensor:
+    """Per-voxel entropy (bits, 0..1) of each region's Bernoulli probability; same shape as the input.
+
+    Regions are sigmoid channels (nested for BraTS), so each one is its own yes/no question and
+    its entropy is ``-p log2 p - (1 - p) log2 (1 - p)``.
+
+    >>> import torch
+    >>> round(float(binary_entropy(torch.tensor(0.1))), 4)
+    0.469
+    """
+    p = _tensor(probabilities).clamp(0.0, 1.0)
+    # xlogy is exactly 0 at p = 0, so certain voxels have exactly zero entropy (no epsilon floor).
+    return (torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)).abs() / math.log(2)
+
+
+def combined_entropy(probabilities, channel_dim: int = 0) -> torch.Tensor:
+    """One uncertainty map for all regions: the largest channel entropy per voxel (bits, 0..1).
+
+    The maximum, not the mean, so that a voxel unsure about one region only (an enhancing rim
+    inside a certain whole tumour) is not averaged away by the regions it is sure about.
+
+    >>> import torch
+    >>> combined_entropy(torch.tensor([[0.5, 1.0], [0.0, 0.0]])).tolist()
+    [1.0, 0.0]
+    """
+    return binary_entropy(probabilities).amax(dim=channel_dim)
+
+
+def member_variance(member_probabilities) -> torch.Tensor:
+    """Variance across members (dim 0) of the probability, per region and voxel (0..0.25).
+
+    Population variance (divided by M, not M - 1), so its range is fixed whatever the number of
+    members. Raises ``ValueError`` for fewer than two members: one model does not disagree with itself.
+
+    >>> import torch
+    >>> round(float(member_variance(torch.tensor([[0.2], [0.6]]))[0]), 4)
+    0.04
+    """
+    members = _tensor(member_probabilities)
+    if members.ndim < 1 or members.shape[0] < 2:
+        raise ValueError(f"variance across members needs at least two members, got shape {tuple(members.shape)}")
+    return members.var(dim=0, unbiased=False)
+
+
+@dataclass
+class UncertaintyMaps:
+    """The maps of one case on one grid.
+
+    Attributes:
+        mean: ``(R, X, Y, Z)`` mean probability over members (what is thresholded).
+        entropy: ``(R, X, Y, Z)`` binary entropy of ``mean`` per region, bits.
+        combined: ``(X, Y, Z)`` largest channel entropy, bits.
+        variance: ``(R, X, Y, Z)`` variance across members, or ``None`` with one member.
+    """
+
+    mean: torch.Tensor
+    entropy: torch.Tensor
+    combined: torch.Tensor
+    variance: torch.Tensor | None = None
+
+
+def uncertainty_maps(member_probabilities) -> UncertaintyMaps:
+    """All maps from ``(M, R, X, Y, Z)`` member probabilities (``M = 1`` gives no variance)."""
+    members = _tensor(member_probabilities)
+    if members.ndim != 5 and members.ndim != 4:
+        # 4-D is accepted for 2-D tests and toy data: (M, R, X, Y).
+        raise ValueError(f"expected member probabilities (M, R, X, Y, Z), got shape {tuple(members.shape)}")
+    mean = members.mean(dim=0)
+    entropy = binary_entropy(mean)
+    variance = member_variance(members) if members.shape[0] > 1 else None
+    return UncertaintyMaps(mean, entropy, entropy.amax(dim=0), variance)
+
+
+def quality_score(probabilities, threshold: float = 0.5, border_voxels: int = 2, hesitant: float = 0.1) -> float:
+    """Mean combined entropy (bits, 0..1) over the predicted lesion and a band around it; higher = less sure.
+
+    The region scored is every voxel that some region channel calls positive (``p > threshold``)
+    or considers (``p > hesitant``), dilated by ``border_voxels`` voxels (6-connected steps):
+    errors live at a lesion's border and in what the model half-saw, while the confident
+    background that fills most of a brain would dilute any whole-volume mean towards 0. A case
+    with no voxel above ``hesitant`` anywhere is confidently empty: 0.
+
+    Args:
+        probabilities: ``(R, X, Y, Z)`` mean region probabilities of one case.
+        threshold: the probability that makes a voxel part of a region (the predictor's).
+        border_voxels: width of the band around the lesion, in voxels of this grid.
+        hesitant: probability above which a voxel counts as considered.
+
+    >>> import numpy as np
+    >>> sure = np.zeros((1, 9, 9, 9)); sure[0, 3:6, 3:6, 3:6] = 1.0
+    >>> quality_score(sure)
+    0.0
+    >>> unsure = sure * 0.6                     # entropy of 0.6: 0.971 bits
+    >>> round(quality_score(unsure, border_voxels=0), 3), round(quality_score(unsure), 3)
+    (0.971, 0.153)
+    """
+    p = _tensor(probabilities)
+    entropy = combined_entropy(p).numpy()
+    # A predicted voxel (p > threshold) is always considered; so is one above ``hesitant``.
+    considered = (p.amax(dim=0) > min(threshold, hesitant)).numpy()
+    if not considered.any():
+        return 0.0
+    if border_voxels > 0:
+        considered = ndimage.binary_dilation(considered, iterations=int(border_voxels))
+    return float(entropy[considered].mean())
+
+
+def choose_flag_threshold(scores: Sequence[float], dice: Sequence[float], dice_floor: float = 0.7) -> float:
+    """The quality-score threshold that best separates validation cases with Dice below ``dice_floor``.
+
+    Maximises Youden's J (true-positive rate minus false-positive rate of "score > threshold"
+    as a detector of poor cases) over the observed scores; thresholds are midpoints between
+    consecutive sorted scores. Without both kinds of case it returns the largest score (flag
+    nothing seen so far). Cases with ``score > threshold`` are flagged.
+
+    >>> choose_flag_threshold([0.05, 0.1, 0.4, 0.5], [0.9, 0.85, 0.3, 0.5])
+    0.25
+    """
+    s, d = np.asarray(scores, float), np.asarray(dice, float)
+    if s.shape != d.shape or s.size == 0:
+        raise ValueError(f"need one Dice per score, got {s.size} scores and {d.size} Dice values")
+    poor = d < dice_floor
+    if poor.all() or not poor.any():
+        return float(s.max())
+    ordered = np.unique(s)
+    candidates = (ordered[:-1] + ordered[1:]) / 2 if ordered.size > 1 else ordered
+    best, best_j = float(candidates[0]), -np.inf
+    for t in candidates:
+        flagged = s > t
+        j = flagged[poor].mean() - flagged[~poor].mean()
+        if j > best_j:
+            best, best_j = float(t), j
+    return best
