@@ -1,0 +1,106 @@
+"""The robustness study: a real tiny checkpoint from a one-step fit, real NIfTI cases, all 15 subsets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torchio as tio
+
+from brainsegfounder.data.datamodule import SegmentationDataModule
+from brainsegfounder.data.layouts import find_cases
+from brainsegfounder.data.transforms import PreprocessingRecord
+from brainsegfounder.robustness import main, module_predict_fn, read_cases, robustness_study, summarise
+from brainsegfounder.tasks.segmentation import SegmentationModule
+
+MODALITIES = ("flair", "t1ce", "t1", "t2")
+
+
+@pytest.fixture(scope="module")
+def two_cases(brats2021_root, tmp_path_factory) -> Path:
+    """Two synthetic BraTS 2021 cases cropped around the tumour to 48 x 56 x 40 voxels at 2 mm
+    (padded to one 64^3 window, so 30 predictions stay fast)."""
+    root = tmp_path_factory.mktemp("robustness_data")
+    for case in find_cases("brats2021", brats2021_root)[:2]:
+        label_image = nib.load(case.label)
+        label = np.asanyarray(label_image.dataobj)
+        centre = np.round(np.argwhere(label > 0).mean(0)).astype(int)
+        start = [max(0, c - s // 2) for c, s in zip(centre, (48, 56, 40), strict=True)]
+        box = tuple(slice(a, a + s) for a, s in zip(start, (48, 56, 40), strict=True))
+        affine = label_image.affine.copy()
+        affine[:3, 3] = affine[:3, :3] @ np.array(start) + affine[:3, 3]
+        folder = root / case.subject_id
+        folder.mkdir(parents=True)
+        for name, path in [*case.images.items(), ("seg", case.label)]:
+            data = np.asanyarray(nib.load(path).dataobj)[box]
+            nib.save(nib.Nifti1Image(data, affine), folder / f"{case.subject_id}_{name}.nii.gz")
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(two_cases, tmp_path_factory) -> Path:
+    """A tiny (feature size 12) segmentation checkpoint written by a real one-step ``Trainer.fit``."""
+    run = tmp_path_factory.mktemp("robustness_run")
+    pl.seed_everything(0)
+    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, regions="brats2021",
+                               roi_size=64, sw_batch_size=1, sw_overlap=0.25)
+    data = SegmentationDataModule(root=str(two_cases), layout="brats2021", n_folds=2, patch_size=64,
+                                  batch_size=1, samples_per_volume=1, queue_length=1, num_workers=0,
+                                  validate="off")
+    trainer = pl.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, num_sanity_val_steps=0,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=run)
+    trainer.fit(model, datamodule=data)
+    path = run / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_study_with_a_real_tiny_module_on_two_cases(two_cases):
+    """Two real cases through the checkpoint-free path: a tiny module as predict_fn (MONAI sliding
+    window), the full set and FLAIR alone (the fast subset of the study; all 15 run in the slow test)."""
+    module = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, regions="brats2021",
+                                modalities=list(MODALITIES), roi_size=64, sw_batch_size=1).eval()
+    transform = tio.Compose(PreprocessingRecord(modalities=MODALITIES).transforms(module.roi_size))
+    cases = list(read_cases(two_cases, "brats2021", MODALITIES, transform))
+    assert [images["flair"].shape for _, images, _ in cases] == [(64, 64, 64)] * 2   # padded like training
+    assert all(np.isin(label, [0, 1, 2, 4]).all() and (label > 0).any() for _, _, label in cases)
+    rows = robustness_study(module_predict_fn(module, MODALITIES), cases, MODALITIES, module.scheme,
+                            subsets=[MODALITIES, ("flair",)])
+    assert [(r["modalities"], r["missing"]) for r in rows] == [("flair+t1ce+t1+t2", ""), ("flair", "t1ce+t1+t2")] * 2
+    for row in rows:
+        assert all(0.0 <= row[f"dice_{r}"] <= 1.0 for r in ("TC", "WT", "ET"))
+        assert row["dice_mean"] == pytest.approx(np.mean([row["dice_TC"], row["dice_WT"], row["dice_ET"]]))
+    summary = summarise(rows)
+    assert [(s["modalities"], s["cases"]) for s in summary] == [("flair+t1ce+t1+t2", 2), ("flair", 2)]
+
+
+@pytest.mark.slow
+def test_command_writes_csv_markdown_and_plot(checkpoint, two_cases, tmp_path, capsys):
+    """All 15 subsets of a real one-step fit's checkpoint on the held-out case of a split file."""
+    held_out = sorted(c.subject_id for c in find_cases("brats2021", two_cases))[1:]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"folds": {}, "val": held_out}))
+    out = tmp_path / "study"
+    paths = main(["--ckpt", str(checkpoint), "--data", str(two_cases), "--layout", "brats2021",
+                  "--split_file", str(split), "--out", str(out)])
+    with paths["csv"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 15 and {r["case"] for r in rows} == set(held_out)
+    table = paths["md"].read_text().splitlines()
+    assert table[2] == "| modalities | cases | TC | WT | ET | mean |"
+    assert len([line for line in table if line.startswith("| flair") or line.startswith("| t")]) == 15
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "flair+t1ce+t1+t2" in capsys.readouterr().out
+
+
+def test_missing_checkpoint_is_one_line_and_exit_2(two_cases, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--ckpt", str(tmp_path / "none.ckpt"), "--data", str(two_cases), "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert "none.ckpt does not exist" in capsys.readouterr().err
