@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,9 @@ def _data_roi_size(dm) -> list[int]:
 def _data_regions(dm):
     """The labelled data's region scheme; ``None`` for unlabelled data (SSL tasks take no regions)."""
     from brainsegfounder.data.datamodule import SegmentationDataModule
+    from brainsegfounder.tasks.segmentation import plain_regions
 
-    return dm.scheme if isinstance(dm, SegmentationDataModule) else None
+    return plain_regions(dm.scheme) if isinstance(dm, SegmentationDataModule) else None
 
 
 #: model argument <- what the data module knows (applied when both are built; SSL tasks skip regions/roi_size).
@@ -206,9 +208,31 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
+def nest_backbone_flags(args: list[str]) -> list[str]:
+    """Old flat flags (``--model.init_from=X``) in today's form (``--model.backbone.init_from=X``).
+
+    >>> nest_backbone_flags(["--model.init_args.init_from=a.ckpt", "--model.lr=1", "--model.preset", "tiny"])
+    ['--model.init_args.backbone.init_from=a.ckpt', '--model.lr=1', '--model.backbone.preset', 'tiny']
+    """
+    from dataclasses import fields
+
+    from brainsegfounder.models.backbone import Backbone
+
+    pattern = re.compile(r"^--model\.(init_args\.)?(" + "|".join(f.name for f in fields(Backbone)) + r")(=|$)")
+    return [pattern.sub(lambda m: f"--model.{m[1] or ''}backbone.{m[2]}{m[3]}", a) for a in args]
+
+
 def main(args: list[str] | None = None) -> BrainSegFounderCLI:
     """Parse ``args`` (default: ``sys.argv``), build trainer, model and data, and fit."""
     console = _console
+    given = sys.argv[1:] if args is None else list(args)
+    if nest_backbone_flags(given) != given:
+        console.print("[yellow]note:[/] the backbone settings moved under model.backbone (e.g. "
+                      "--model.backbone.init_from); flat flags are still read.", highlight=False, soft_wrap=True)
+        if args is None:
+            sys.argv[1:] = nest_backbone_flags(given)  # LightningCLI reads sys.argv itself
+        else:
+            args = nest_backbone_flags(given)
     try:
         cli = BrainSegFounderCLI(
             LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,

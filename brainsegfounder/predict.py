@@ -29,14 +29,10 @@ case folder; nothing existing is replaced without ``--overwrite``, and cases alr
 skipped, so an interrupted run resumes where it stopped.
 
 The work is done by :mod:`brainsegfounder.inference` (inputs, predictor, writers); this module is
-the command. From Python:
+the command. From Python, see :mod:`brainsegfounder.inference.predictor`, or:
 
->>> from brainsegfounder.inference import Predictor, find_inputs  # doctest: +SKIP
->>> predictor = Predictor.from_checkpoints(["fold0.ckpt"], device="cpu")  # doctest: +SKIP
->>> case = find_inputs(["/data/BraTS2021_00000"], predictor.modalities)[0]  # doctest: +SKIP
->>> result = predictor.predict_case(case)  # doctest: +SKIP
->>> result.label.shape, sorted(set(result.label.ravel()))  # doctest: +SKIP
-((240, 240, 155), [0, 1, 2, 4])
+>>> from brainsegfounder.predict import predict  # doctest: +SKIP
+>>> volumes = predict(["fold0.ckpt"], ["/data/BraTS2021_00000"], "runs/pred", device="cpu")  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from brainsegfounder.data.layouts import find_cases
+from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
 from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.evaluate import evaluate
 from brainsegfounder.fit import main as fit_main
-from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
 from brainsegfounder.inference.inputs import find_inputs
 from brainsegfounder.inference.predictor import Predictor
 from brainsegfounder.inference.writers import PROBABILITY_FOLDER, VOLUMES_FILE

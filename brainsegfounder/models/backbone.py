@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from brainsegfounder.errors import ConfigError
 from brainsegfounder.models.presets import PRESETS, build_swin_unetr
 
-__all__ = ["Backbone", "upgrade_hparams"]
+__all__ = ["DEFAULT_BACKBONE", "Backbone", "upgrade_hparams"]
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,10 @@ class Backbone:
         return load_pretrained(net, self.init_from, modality_map=self.modality_map,
                                source_modalities=self.source_modalities, target_modalities=target_modalities,
                                allow_partial=self.allow_partial_init, verbose=verbose)
+
+
+#: The paper's BrainSegFounder-Small, from scratch: what a task gets when no backbone is given.
+DEFAULT_BACKBONE = Backbone()
 
 
 def upgrade_hparams(hparams: Mapping) -> dict:

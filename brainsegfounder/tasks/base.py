@@ -128,7 +128,9 @@ class BackboneTask(pl.LightningModule):
         """
         path = Path(path).expanduser()
         checkpoint = _load(path, map_location)
-        hparams = upgrade_hparams(checkpoint.get("hyper_parameters") or {})
+        # LightningCLI records how it built the module (`_class_path`, `_instantiator`): not arguments.
+        hparams = upgrade_hparams({k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items()
+                                   if not k.startswith("_")})
         hparams["backbone"] = {**hparams.get("backbone", {}), "init_from": None}  # the weights are here
         try:
             module = cls(**{**hparams, **overrides})

@@ -22,16 +22,20 @@ from brainsegfounder.data.transforms import PREPROCESSING_KEY
 from brainsegfounder.errors import DataError
 from brainsegfounder.inference.sliding_window import sliding_window_probabilities
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
-from brainsegfounder.models.backbone import Backbone
+from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.tasks.base import BackboneTask
 from brainsegfounder.tasks.losses import make_loss
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
-__all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss"]
+__all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss", "plain_regions"]
 
 
-def _plain_regions(regions: str | Mapping | RegionScheme) -> str | dict:
-    """A scheme as checkpoints can hold it (weights_only): its registered name, or its full description."""
+def plain_regions(regions: str | Mapping | RegionScheme) -> str | dict:
+    """A scheme as configs and checkpoints hold it (plain types): its registered name, or its full description.
+
+    >>> plain_regions("lesion"), sorted(plain_regions({"core": [1, 3]}))[:3]
+    ('lesion', ['colours', 'description', 'evaluated'])
+    """
     scheme = get_scheme(regions)
     return scheme.name if SCHEMES.get(scheme.name) == scheme else scheme.to_dict()
 
@@ -60,7 +64,7 @@ class SegmentationModule(BackboneTask):
 
     def __init__(
         self,
-        backbone: Backbone = Backbone(),
+        backbone: Backbone = DEFAULT_BACKBONE,
         in_channels: int | None = None,
         regions: str | dict[str, Any] = "brats2021",
         modalities: list[str] | None = None,
@@ -77,7 +81,7 @@ class SegmentationModule(BackboneTask):
         self.save_hyperparameters()
         channels = self.init_backbone(backbone, in_channels, modalities, default_channels=4)
         self.scheme = get_scheme(regions)
-        self.set_hparam("regions", _plain_regions(self.scheme))
+        self.set_hparam("regions", plain_regions(self.scheme))
         self.net = self.backbone.segmentation_network(channels, self.scheme.num_regions)
         self.loss_fn = make_loss(loss)
         self.roi_size = as_triple(roi_size)

@@ -22,7 +22,7 @@ import torch
 
 from brainsegfounder.data.datamodule import images_to_tensor
 from brainsegfounder.errors import WeightsError
-from brainsegfounder.models.backbone import Backbone
+from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.models.ssl_augment import ssl_views
 from brainsegfounder.models.ssl_heads import SSLLoss
 from brainsegfounder.tasks.base import BackboneTask
@@ -53,7 +53,7 @@ class SSLPretrainModule(BackboneTask):
 
     def __init__(
         self,
-        backbone: Backbone = Backbone(),
+        backbone: Backbone = DEFAULT_BACKBONE,
         in_channels: int | None = None,
         modalities: list[str] | None = None,
         lr: float = 5e-4,

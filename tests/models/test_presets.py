@@ -1,7 +1,6 @@
 import pytest
 
 from brainsegfounder.errors import ConfigError
-
 from brainsegfounder.models import build_swin_unetr, count_parameters
 
 

@@ -5,6 +5,7 @@ import csv
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.regions import get_scheme
@@ -32,6 +33,11 @@ def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, t
     logged = {k for row in rows for k, v in row.items() if v}
     assert {"val/dice_tc", "val/dice_wt", "val/dice_et", "val/dice_mean", "train/loss"} <= logged
     assert set(cli.best_metrics) >= {"val/dice_wt", "val/dice_mean"}
+    # The data module drove the model (link_arguments): demo.yaml gives no channels, regions or window.
+    saved = yaml.safe_load((log_dir / "config.yaml").read_text())["model"]["init_args"]
+    assert saved.get("in_channels") is None and saved.get("modalities") is None
+    assert cli.model.hparams.in_channels == 4 and cli.model.modalities == ["flair", "t1ce", "t1", "t2"]
+    assert cli.model.roi_size == (64, 64, 64) and cli.model.scheme.name == "brats2021"
     assert all(0.0 <= v <= 1.0 for k, v in cli.best_metrics.items() if k.startswith("val/dice"))
 
 
