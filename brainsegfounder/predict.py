@@ -54,13 +54,16 @@ _PROG = "python -m brainsegfounder.predict"
 
 
 def __getattr__(name: str):
-    # The names this module exported before the inference package existed.
-    from brainsegfounder import inference
-    from brainsegfounder.inference import writers
-
+    # The names this module exported before the inference package existed, imported on first use.
     if name in ("PROBABILITY_FOLDER", "VOLUMES_FILE"):
+        from brainsegfounder.inference import writers
+
         return getattr(writers, name)
-    return getattr(inference, name)
+    if name in ("CasePrediction", "Predictor", "find_inputs"):
+        from brainsegfounder import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def predict(
