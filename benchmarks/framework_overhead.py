@@ -110,6 +110,7 @@ def run(full: bool = False, preset: str | None = None, feature_size: int | None 
         rounds: int | None = None) -> list[Result]:
     """Measure row 2. Defaults: tiny preset, feature size 12, 64^3, batch 1, 2 rounds of 4 steps
     (``full``: small preset, feature size 48, 96^3, batch 2, 3 rounds of 8 steps)."""
+    from brainsegfounder.models.backbone import Backbone
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
     preset = preset or ("small" if full else "tiny")
@@ -120,7 +121,7 @@ def run(full: bool = False, preset: str | None = None, feature_size: int | None 
     rounds = rounds or (3 if full else 2)
     lr, weight_decay, warmup = 1e-4, 1e-5, 0.05
     pl.seed_everything(0, verbose=False)
-    template = SegmentationModule(preset=preset, feature_size=feature_size, in_channels=4, regions="brats2021",
+    template = SegmentationModule(backbone=Backbone(preset, feature_size), in_channels=4, regions="brats2021",
                                   modalities=MODALITIES, loss="dicebce", lr=lr, weight_decay=weight_decay,
                                   warmup=warmup, roi_size=patch)
     batches = make_batches(steps, batch_size, patch)

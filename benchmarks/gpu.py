@@ -85,10 +85,11 @@ def measure(device: str = "cuda", preset: str = "small", feature_size: int | Non
             skip: int = 3) -> dict:
     """Train ``steps`` steps through ``Trainer.fit``; per-step seconds (first ``skip`` dropped),
     peak device memory (GiB, CUDA only), FLOPs per step, and MFU where the card's peak is known."""
+    from brainsegfounder.models.backbone import Backbone
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
     pl.seed_everything(0, verbose=False)
-    model = SegmentationModule(preset=preset, feature_size=feature_size, in_channels=4, regions="brats2021",
+    model = SegmentationModule(backbone=Backbone(preset, feature_size), in_channels=4, regions="brats2021",
                                modalities=MODALITIES, roi_size=patch)
     batches = make_batches(steps, batch_size, patch)
     dev = torch.device(device)

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import machine
+from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 
 
@@ -63,8 +64,8 @@ class StepTimer(pl.Callback):
 
 
 def measure(checkpointing: bool, steps: int, warmup: int, batch: int, side: int, preset: str) -> dict:
-    model = SegmentationModule(preset=preset, in_channels=4, regions="brats2021", loss="dice",
-                               roi_size=side, gradient_checkpointing=checkpointing,
+    model = SegmentationModule(backbone=Backbone(preset, gradient_checkpointing=checkpointing), in_channels=4,
+                               regions="brats2021", loss="dice", roi_size=side,
                                modalities=["flair", "t1ce", "t1", "t2"])
     loader = DataLoader(RandomBraTS((steps + warmup) * batch, side), batch_size=batch, num_workers=4,
                         pin_memory=True)

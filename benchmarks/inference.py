@@ -57,9 +57,10 @@ def _checkpoint(path: Path, feature_size: int) -> None:
     """A real Lightning checkpoint of an untrained tiny module (``Trainer.save_checkpoint``)."""
     import pytorch_lightning as pl
 
+    from brainsegfounder.models.backbone import Backbone
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
-    model = SegmentationModule(preset="tiny", feature_size=feature_size, in_channels=4, regions="brats2021",
+    model = SegmentationModule(backbone=Backbone("tiny", feature_size), in_channels=4, regions="brats2021",
                                modalities=list(MODALITIES), roi_size=96, sw_batch_size=2, sw_overlap=0.5)
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)

@@ -52,11 +52,12 @@ def _child(preset: str, feature_size: int, patch: int, batch_size: int, checkpoi
            steps: int = 1) -> dict:
     import torch
 
+    from brainsegfounder.models.backbone import Backbone
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
     torch.manual_seed(0)
-    model = SegmentationModule(preset=preset, feature_size=feature_size, in_channels=4, regions="brats2021",
-                               modalities=["flair", "t1ce", "t1", "t2"], gradient_checkpointing=checkpointing)
+    model = SegmentationModule(backbone=Backbone(preset, feature_size, gradient_checkpointing=checkpointing),
+                               in_channels=4, regions="brats2021", modalities=["flair", "t1ce", "t1", "t2"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(batch_size, 4, patch, patch, patch)
     label = torch.randint(0, 3, (batch_size, 1, patch, patch, patch)).to(torch.uint8)

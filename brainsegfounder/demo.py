@@ -60,8 +60,8 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 15,
         stage1 = fit_main(["--config", str(STAGE1), f"--data.init_args.root={ukb_data}", *where])
         console.rule("Stage 2: disease-aware SSL on the BraTS images (labels unused)")
         stage2 = fit_main(["--config", str(STAGE2), f"--data.init_args.root={data}",
-                           f"--model.init_args.init_from={_last_checkpoint(stage1)}", *where])
-        finetune_args = [f"--model.init_args.init_from={_last_checkpoint(stage2)}", *finetune_args]
+                           f"--model.init_args.backbone.init_from={_last_checkpoint(stage1)}", *where])
+        finetune_args = [f"--model.init_args.backbone.init_from={_last_checkpoint(stage2)}", *finetune_args]
         console.rule("Fine-tuning from Stage 2")
     elif stages != "finetune":
         raise ValueError(f"stages must be 'all' or 'finetune', got {stages!r}")

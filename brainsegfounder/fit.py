@@ -6,7 +6,13 @@ sweep agent passes), ``--print_config``, and ``--ckpt_path`` to resume (``last``
 newest ``last.ckpt`` of the run folder). The resolved config is saved beside every run.
 
 The config's ``model.class_path`` picks the task (segmentation fine-tuning, SSL pretraining,
-disease-aware pretraining) and ``data.class_path`` its data module.
+disease-aware pretraining) and ``data.class_path`` its data module. The network's size and initial
+weights are one ``model.init_args.backbone`` block
+(:class:`~brainsegfounder.models.backbone.Backbone`; ``--model.backbone.init_from=PATH`` on the
+command line). The data module drives the model (LightningCLI ``link_arguments``): the model's
+``modalities`` and ``in_channels`` come from ``data.modalities``, and for segmentation its
+``regions`` from ``data.regions`` and its sliding-window ``roi_size`` from ``data.patch_size``, so
+a config says each fact once (values given for these model arguments are replaced by the data's).
 
 Operations every run gets (docs/operations.md): checkpoints written atomically
 (:class:`~brainsegfounder.checkpointing.AtomicCheckpointIO`), the W&B run id stored in each
@@ -22,6 +28,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +46,7 @@ from brainsegfounder.checkpointing import (
     find_last_checkpoint,
     wandb_run_id_of,
 )
-from brainsegfounder.errors import BrainSegFounderError
+from brainsegfounder.errors import BrainSegFounderError, ConfigError
 from brainsegfounder.reporting import print_metrics
 
 __all__ = ["BrainSegFounderCLI", "main"]
@@ -56,6 +63,31 @@ def _as_list(value: Any) -> list:
 
 def _class_name(entry: Any) -> str:
     return str(getattr(entry, "class_path", "") or "").rsplit(".", 1)[-1]
+
+
+def _data_modalities(dm) -> list[str]:
+    return list(dm.modalities)
+
+
+def _data_in_channels(dm) -> int:
+    return len(dm.modalities)
+
+
+def _data_roi_size(dm) -> list[int]:
+    return [int(s) for s in dm.patch_size]
+
+
+def _data_regions(dm):
+    """The labelled data's region scheme; ``None`` for unlabelled data (SSL tasks take no regions)."""
+    from brainsegfounder.data.datamodule import SegmentationDataModule
+    from brainsegfounder.tasks.segmentation import plain_regions
+
+    return plain_regions(dm.scheme) if isinstance(dm, SegmentationDataModule) else None
+
+
+#: model argument <- what the data module knows (applied when both are built; SSL tasks skip regions/roi_size).
+DATA_TO_MODEL = {"modalities": _data_modalities, "in_channels": _data_in_channels, "regions": _data_regions,
+                 "roi_size": _data_roi_size}
 
 
 def _wandb_logged_in() -> bool:
@@ -76,6 +108,8 @@ class BrainSegFounderCLI(LightningCLI):
                                  "hpc_ckpt) of this config's run folders; 'last' with none starts afresh")
         parser.add_argument("--quiet", type=bool, default=False,
                             help="no progress bar, no model summary, no Lightning info lines (batch logs)")
+        for target, compute in DATA_TO_MODEL.items():
+            parser.link_arguments("data", f"model.init_args.{target}", compute_fn=compute, apply_on="instantiate")
 
     # -- before anything is built: where to resume from, which W&B run to continue ---------------
     def _run_folders(self) -> tuple[list[Path], Path]:
@@ -119,6 +153,20 @@ class BrainSegFounderCLI(LightningCLI):
                 if run_id and not (entry.init_args.get("id") or entry.init_args.get("version")):
                     entry.init_args["id"] = run_id  # WandbLogger resumes it ("allow")
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        self._check_linked_values()
+
+    def _check_linked_values(self) -> None:
+        """A model value the user gave that the data's contradicts is a mistake, not something to drop silently."""
+        given = (self.config.get("model") or {}).get("init_args") or {}
+        for key in ("in_channels", "modalities"):
+            value, linked = given.get(key), self.model.hparams.get(key)
+            if value is not None and value != linked:
+                raise ConfigError(f"model.{key} is {value} but the data gives {linked} (data.modalities "
+                                  f"{list(self.datamodule.modalities)}). Leave model.{key} out: fit takes it "
+                                  "from the data module; choose channels with data.modalities.")
+
     # -- the trainer: safe checkpoint writer, run identity, progress display ------------------------
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = _as_list(config.get("callbacks"))
@@ -160,9 +208,31 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
+def nest_backbone_flags(args: list[str]) -> list[str]:
+    """Old flat flags (``--model.init_from=X``) in today's form (``--model.backbone.init_from=X``).
+
+    >>> nest_backbone_flags(["--model.init_args.init_from=a.ckpt", "--model.lr=1", "--model.preset", "tiny"])
+    ['--model.init_args.backbone.init_from=a.ckpt', '--model.lr=1', '--model.backbone.preset', 'tiny']
+    """
+    from dataclasses import fields
+
+    from brainsegfounder.models.backbone import Backbone
+
+    pattern = re.compile(r"^--model\.(init_args\.)?(" + "|".join(f.name for f in fields(Backbone)) + r")(=|$)")
+    return [pattern.sub(lambda m: f"--model.{m[1] or ''}backbone.{m[2]}{m[3]}", a) for a in args]
+
+
 def main(args: list[str] | None = None) -> BrainSegFounderCLI:
     """Parse ``args`` (default: ``sys.argv``), build trainer, model and data, and fit."""
     console = _console
+    given = sys.argv[1:] if args is None else list(args)
+    if nest_backbone_flags(given) != given:
+        console.print("[yellow]note:[/] the backbone settings moved under model.backbone (e.g. "
+                      "--model.backbone.init_from); flat flags are still read.", highlight=False, soft_wrap=True)
+        if args is None:
+            sys.argv[1:] = nest_backbone_flags(given)  # LightningCLI reads sys.argv itself
+        else:
+            args = nest_backbone_flags(given)
     try:
         cli = BrainSegFounderCLI(
             LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,

@@ -8,7 +8,7 @@
 
 Runs :func:`brainsegfounder.fit.main` once per (setting, fraction), each in its own run folder
 ``<out>/<setting>_<fraction>/version_N``, with ``--data.init_args.train_fraction=<fraction>``, and
-for the ``pretrained`` setting ``--model.init_args.init_from=<init_from>``. Every other flag
+for the ``pretrained`` setting ``--model.init_args.backbone.init_from=<init_from>``. Every other flag
 (``--data.init_args.fold=2``, ``--trainer.max_epochs=50`` ...) is passed to every run unchanged.
 The training subsets are seeded by ``data.split_seed`` and nested (the 10% subset lies inside
 the 25% one), so the curve compares like with like; the validation fold is the same for all.
@@ -89,7 +89,7 @@ def run_lowlabel(
         config: a fit config (``experiments/lowlabel_brats.yaml``).
         fractions: fractions of the training fold (each in (0, 1]).
         init_from: pretrained weights for the ``pretrained`` setting (passed as
-            ``--model.init_args.init_from``).
+            ``--model.init_args.backbone.init_from``).
         out: folder for the run folders and the table.
         metric: the metric plotted (any logged ``val/`` metric).
         settings: ``scratch`` and/or ``pretrained``; default: both when ``init_from`` is given,
@@ -118,7 +118,7 @@ def run_lowlabel(
                     f"--trainer.logger.init_args.save_dir={out}",
                     f"--trainer.logger.init_args.name={name}"]
             if setting == "pretrained":
-                args.append(f"--model.init_args.init_from={Path(init_from).expanduser()}")
+                args.append(f"--model.init_args.backbone.init_from={Path(init_from).expanduser()}")
             cli = fit_main(args)
             found = cli.best_metrics or {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
             rows.append({"setting": setting, "fraction": fraction,

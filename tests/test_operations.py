@@ -199,7 +199,7 @@ def test_sweep_command_with_agent_arguments_starts_a_run_logged_to_wandb_offline
     sweep = yaml.safe_load(SWEEP.read_text())
     assert sweep["method"] == "bayes"
     assert sweep["metric"] == {"name": "val/dice_mean", "goal": "maximize"}
-    assert {"model.lr", "model.weight_decay", "model.dropout_path_rate", "model.loss"} <= set(sweep["parameters"])
+    assert {"model.lr", "model.weight_decay", "model.backbone.dropout_path_rate", "model.loss"} <= set(sweep["parameters"])
     sampled = {name: _sampled(spec) for name, spec in sweep["parameters"].items()}
 
     # Exactly as wandb.wandb_agent.Agent._command_run builds the command line, with the tiny
@@ -224,9 +224,11 @@ def test_sweep_command_with_agent_arguments_starts_a_run_logged_to_wandb_offline
     version = run_dir / "finetune" / "version_0"
     saved = yaml.safe_load((version / "config.yaml").read_text())
     for name, value in sampled.items():
-        section, key = name.split(".")
-        assert saved[section]["init_args"][key] == pytest.approx(value) if isinstance(value, float) \
-            else saved[section]["init_args"][key] == value, name
+        section, *keys = name.split(".")
+        found = saved[section]["init_args"]
+        for key in keys:  # model.backbone.dropout_path_rate is nested
+            found = found[key]
+        assert found == pytest.approx(value) if isinstance(value, float) else found == value, name
 
     # W&B offline: the run's record file holds the logged metrics and the full config (W&B writes
     # protobuf records; its reader lives in the Go core, so the test looks for the encoded keys and

@@ -11,11 +11,14 @@ import pytest
 import torch
 
 from brainsegfounder.data.layouts import find_cases
+from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
 from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.evaluate import evaluate
 from brainsegfounder.fit import main as fit_main
-from brainsegfounder.predict import PROBABILITY_FOLDER, VOLUMES_FILE, Predictor, find_inputs, main
-from brainsegfounder.tasks.segmentation import PREPROCESSING_KEY
+from brainsegfounder.inference.inputs import find_inputs
+from brainsegfounder.inference.predictor import Predictor
+from brainsegfounder.inference.writers import PROBABILITY_FOLDER, VOLUMES_FILE
+from brainsegfounder.predict import main
 from tests.conftest import DEMO
 
 BRATS_MODALITIES = ("flair", "t1ce", "t1", "t2")
@@ -73,10 +76,31 @@ def _source_arrays(brats2021_root: Path, shape: tuple[int, int, int]) -> dict[st
     return {m: np.asanyarray(nib.load(case.images[m]).dataobj)[box] for m in BRATS_MODALITIES}
 
 
-def test_checkpoint_records_the_preprocessing_of_training(checkpoint):
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)[PREPROCESSING_KEY]
-    assert saved["modalities"] == list(BRATS_MODALITIES)
-    assert saved["layout"] == "brats2021" and saved["spacing"] is None and saved["crop_to_brain"] is False
+def test_checkpoint_records_the_preprocessing_of_training_and_predict_reads_it(checkpoint, tmp_path):
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    record = PreprocessingRecord.from_dict(saved[PREPROCESSING_KEY])
+    assert record.modalities == BRATS_MODALITIES and record.spacing is None and record.crop_to_brain is False
+    assert record.scheme == "brats2021" and record.roi_size == (64, 64, 64)
+    if saved[PREPROCESSING_KEY].get("layout") is not None:  # the data module's own record (data layer)
+        assert record.layout == "brats2021"
+    backbone = saved["hyper_parameters"]["backbone"]
+    assert (backbone["preset"], backbone["feature_size"]) == ("tiny", 12)
+    predictor = Predictor.from_checkpoints([checkpoint], device="cpu")
+    assert predictor.record == record and predictor.modalities == BRATS_MODALITIES
+
+    # A checkpoint written before the Backbone and the typed record: flat backbone arguments in the
+    # hyper-parameters and a plain preprocessing dict. It still loads, with the same weights.
+    old = dict(saved)
+    hparams = {k: v for k, v in saved["hyper_parameters"].items() if k != "backbone"}
+    old["hyper_parameters"] = {**hparams, "preset": "tiny", "feature_size": 12, "init_from": None,
+                               "freeze_encoder_epochs": 0}
+    old[PREPROCESSING_KEY] = {"modalities": list(BRATS_MODALITIES), "layout": "brats2021", "spacing": 2.0,
+                              "crop_to_brain": False}
+    torch.save(old, tmp_path / "old.ckpt")
+    legacy = Predictor.from_checkpoints([tmp_path / "old.ckpt"], device="cpu")
+    assert legacy.spacing == 2.0 and legacy.record.layout == "brats2021" and legacy.modalities == BRATS_MODALITIES
+    for name, value in legacy.modules[0].state_dict().items():
+        assert torch.equal(value, saved["state_dict"][name]), name
 
 
 def test_geometry_round_trip_lps_anisotropic_odd_sized(checkpoint, brats2021_root, tmp_path):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from monai.networks.nets import SwinUNETR
 
+from brainsegfounder.errors import ConfigError
+
 __all__ = ["SwinUNETRPreset", "PRESETS", "build_swin_unetr", "count_parameters"]
 
 
@@ -58,11 +60,11 @@ def build_swin_unetr(
         dropout_path_rate: stochastic depth rate of the Swin blocks.
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
     spec = PRESETS[preset]
     fs = spec.feature_size if feature_size is None else int(feature_size)
     if fs % 12:
-        raise ValueError(f"feature_size must be a multiple of 12 (Swin UNETR's heads), got {fs}")
+        raise ConfigError(f"feature_size must be a multiple of 12 (Swin UNETR's heads), got {fs}.")
     return SwinUNETR(
         in_channels=in_channels,
         out_channels=out_channels,

@@ -3,64 +3,58 @@
 Both stages train :class:`~brainsegfounder.models.ssl_heads.SSLHeads` on two rotated and masked
 views of every crop (:func:`~brainsegfounder.models.ssl_augment.ssl_views`, on the batch's device)
 with rotation + contrastive + reconstruction losses. Stage 2 starts from a Stage-1 checkpoint
-(``init_from``), adapting the input channels by a modality map when their number changes.
+(``backbone.init_from``), adapting the input channels by a modality map when their number changes.
+The picture of input / masked input / reconstruction logged at each validation is drawn by
+:class:`~brainsegfounder.callbacks.ReconstructionImages`.
 
 Example (the configs in ``experiments/`` do the same from YAML):
+    >>> from brainsegfounder.models.backbone import Backbone
     >>> from brainsegfounder.tasks.ssl import SSLPretrainModule
-    >>> model = SSLPretrainModule(preset="tiny", feature_size=12, in_channels=2, modalities=["t1", "flair"])
+    >>> model = SSLPretrainModule(backbone=Backbone(preset="tiny", feature_size=12), modalities=["t1", "flair"])
     >>> sorted(n for n, _ in model.net.named_children())
     ['contrastive_head', 'conv', 'rotation_head', 'swinViT']
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import pytorch_lightning as pl
+import torch
 
-import matplotlib
+from brainsegfounder.data.datamodule import images_to_tensor
+from brainsegfounder.errors import WeightsError
+from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
+from brainsegfounder.models.ssl_augment import ssl_views
+from brainsegfounder.models.ssl_heads import SSLLoss
+from brainsegfounder.tasks.base import BackboneTask
+from brainsegfounder.tasks.optim import adamw_warmup_cosine
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-
-from brainsegfounder.data.datamodule import images_to_tensor  # noqa: E402
-from brainsegfounder.errors import DataError, WeightsError  # noqa: E402
-from brainsegfounder.models.ssl_augment import ssl_views  # noqa: E402
-from brainsegfounder.models.ssl_heads import SSLHeads, SSLLoss  # noqa: E402
-from brainsegfounder.models.weights import load_pretrained  # noqa: E402
-from brainsegfounder.tasks.optim import adamw_warmup_cosine  # noqa: E402
-
-__all__ = ["SSLPretrainModule", "DiseaseAwarePretrainModule", "ReconstructionImages"]
+__all__ = ["SSLPretrainModule", "DiseaseAwarePretrainModule"]
 
 
-class SSLPretrainModule(pl.LightningModule):
+class SSLPretrainModule(BackboneTask):
     """Stage 1: rotation, contrastive and inpainting pretraining of the Swin encoder.
 
     Args:
-        preset: backbone size (``tiny``, ``small``, ``base``).
-        feature_size: override the preset's 48 (12 for CPU-sized runs).
-        in_channels: input modalities (must match the data).
-        modalities: modality names in channel order; default: the data module's. Saved in the
-            checkpoint, so later stages know which channel is which.
-        lr, weight_decay, warmup: AdamW with warm-up (fraction < 1 or steps) and cosine decay.
-        rotation_weight, contrastive_weight, reconstruction_weight: weights of the total loss.
+        backbone: the encoder's size and initial weights (:class:`~brainsegfounder.models.backbone.Backbone`).
+        in_channels: input modalities (default: the number of ``modalities``, else 2).
+        modalities: modality names in channel order; default: the data module's (``fit`` links
+            them). Saved in the checkpoint, so later stages know which channel is which.
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        warmup: warm-up as a fraction of all steps (< 1) or a step count; then cosine decay.
+        rotation_weight: weight of the rotation loss in the total.
+        contrastive_weight: weight of the contrastive loss in the total.
+        reconstruction_weight: weight of the reconstruction loss in the total.
         temperature: NT-Xent temperature.
         projection_dim: contrastive projection size.
         max_mask_fraction: largest fraction of voxels hidden per view.
         n_cuboids: cuboids drawn per view (noise first, then another sample's content).
-        gradient_checkpointing: recompute Swin blocks in backward to save memory.
-        dropout_path_rate: stochastic depth.
-        init_from: a checkpoint to start from (this project's, or a released ``.pt``).
-        modality_map: target modality -> checkpoint modality, when the channels differ.
-        source_modalities: the checkpoint's modalities, when it does not record them.
-        allow_partial_init: accept a checkpoint that fills only part of the encoder.
     """
 
     def __init__(
         self,
-        preset: str = "small",
-        feature_size: int | None = None,
-        in_channels: int = 2,
+        backbone: Backbone = DEFAULT_BACKBONE,
+        in_channels: int | None = None,
         modalities: list[str] | None = None,
         lr: float = 5e-4,
         weight_decay: float = 0.1,
@@ -72,39 +66,16 @@ class SSLPretrainModule(pl.LightningModule):
         projection_dim: int = 512,
         max_mask_fraction: float = 0.3,
         n_cuboids: int = 32,
-        gradient_checkpointing: bool = False,
-        dropout_path_rate: float = 0.0,
-        init_from: str | None = None,
-        modality_map: dict[str, str] | None = None,
-        source_modalities: list[str] | None = None,
-        allow_partial_init: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.modalities = modalities
-        self.net = SSLHeads(preset, in_channels, feature_size, projection_dim, gradient_checkpointing,
-                            dropout_path_rate)
+        channels = self.init_backbone(backbone, in_channels, modalities, default_channels=2)
+        self.net = self.backbone.ssl_network(channels, projection_dim)
         self.loss_fn = SSLLoss(rotation_weight, contrastive_weight, reconstruction_weight, temperature)
         self.mask_kwargs = {"max_fraction": max_mask_fraction, "n_cuboids": n_cuboids}
-        self.import_report = None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(x)
-
-    def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if dm is not None and self.modalities is None:
-            self.modalities = list(dm.modalities)
-            self.hparams["modalities"] = self.modalities  # recorded in the checkpoint for the next stage
-        if self.modalities is not None and len(self.modalities) != self.hparams.in_channels:
-            raise DataError(f"model.in_channels is {self.hparams.in_channels} but the data gives "
-                            f"{len(self.modalities)} modalities {self.modalities}; set model.in_channels "
-                            f"to {len(self.modalities)}.")
-        if stage == "fit" and self.hparams.init_from and self.import_report is None:
-            self.import_report = load_pretrained(
-                self.net, self.hparams.init_from, modality_map=self.hparams.modality_map,
-                source_modalities=self.hparams.source_modalities, target_modalities=self.modalities,
-                allow_partial=self.hparams.allow_partial_init, verbose=self.trainer.is_global_zero)
 
     def ssl_step(self, batch: dict, generator: torch.Generator | None = None) -> tuple[dict, dict]:
         """Losses of one batch, and the views and outputs they came from."""
@@ -137,60 +108,29 @@ class SSLPretrainModule(pl.LightningModule):
         return adamw_warmup_cosine(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup)
 
     def configure_callbacks(self) -> list[pl.Callback]:
+        from brainsegfounder.callbacks import ReconstructionImages  # callbacks sit above the tasks
+
         return [ReconstructionImages()]
 
 
 class DiseaseAwarePretrainModule(SSLPretrainModule):
     """Stage 2: the same objectives on the target data set's images, starting from Stage 1.
 
-    ``init_from`` (a Stage-1 checkpoint) is required. When the channel count changes (UK Biobank
-    T1, FLAIR -> BraTS flair, t1ce, t1, t2), the patch embedding is adapted by ``modality_map``
-    (e.g. :data:`~brainsegfounder.models.weights.UKB_TO_BRATS`) and rescaled so its response to
-    equal mapped channels is the source's, instead of being re-initialised.
+    ``backbone.init_from`` (a Stage-1 checkpoint) is required. When the channel count changes (UK
+    Biobank T1, FLAIR -> BraTS flair, t1ce, t1, t2), the patch embedding is adapted by
+    ``backbone.modality_map`` (e.g. :data:`~brainsegfounder.models.weights.UKB_TO_BRATS`) and
+    rescaled so its response to equal mapped channels is the source's, instead of being re-initialised.
 
     Example:
+        >>> from brainsegfounder.models.backbone import Backbone
         >>> from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule
-        >>> DiseaseAwarePretrainModule(preset="tiny", feature_size=12)  # doctest: +IGNORE_EXCEPTION_DETAIL
+        >>> DiseaseAwarePretrainModule(backbone=Backbone(preset="tiny"))  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         brainsegfounder.errors.WeightsError: Stage 2 (disease-aware pretraining) starts from a Stage-1 checkpoint...
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not self.hparams.init_from:
+        if not self.backbone.init_from:
             raise WeightsError("Stage 2 (disease-aware pretraining) starts from a Stage-1 checkpoint: set "
-                               "model.init_from to it (e.g. runs/ukb/stage1/version_0/checkpoints/last.ckpt).")
-
-
-class ReconstructionImages(pl.Callback):
-    """At each validation: one picture of input / masked input / reconstruction (mid slices).
-
-    Saved as ``<log_dir>/images/reconstruction_step<N>.png``, and sent to the logger when it takes
-    images (W&B, TensorBoard).
-    """
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if not trainer.is_global_zero or trainer.sanity_checking or not outputs or "images" not in outputs:
-            return
-        images = outputs["images"]
-        titles = {"rotated": "input", "masked": "masked input", "reconstruction": "reconstruction"}
-        figure, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-        volume = images["rotated"][0, 0]
-        lo, hi = float(volume.quantile(0.01)), float(volume.quantile(0.99))
-        for ax, (key, title) in zip(axes, titles.items(), strict=True):
-            v = images[key][0, 0]
-            ax.imshow(v[:, :, v.shape[2] // 2].T, cmap="gray", origin="lower", vmin=lo, vmax=hi)
-            ax.set_title(title)
-            ax.axis("off")
-        figure.suptitle(f"step {trainer.global_step}")
-        figure.tight_layout()
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
-        (log_dir / "images").mkdir(parents=True, exist_ok=True)
-        figure.savefig(log_dir / "images" / f"reconstruction_step{trainer.global_step}.png", dpi=80)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_figure"):  # TensorBoard
-                experiment.add_figure("val/reconstruction", figure, trainer.global_step)
-            elif type(logger).__name__ == "WandbLogger":
-                logger.log_image("val/reconstruction", [figure], step=trainer.global_step)
-        plt.close(figure)
+                               "model.backbone.init_from to it (e.g. runs/ukb/stage1/version_0/checkpoints/last.ckpt).")

@@ -1,5 +1,6 @@
 import pytest
 
+from brainsegfounder.errors import ConfigError
 from brainsegfounder.models import build_swin_unetr, count_parameters
 
 
@@ -22,7 +23,7 @@ def test_feature_size_override_and_checkpointing_flag():
 
 
 def test_unknown_preset_and_bad_feature_size_are_refused():
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ConfigError, match="unknown preset"):
         build_swin_unetr("huge")
-    with pytest.raises(ValueError, match="multiple of 12"):
+    with pytest.raises(ConfigError, match="multiple of 12"):
         build_swin_unetr("tiny", feature_size=10)

@@ -55,7 +55,6 @@ def test_manifest_with_own_modalities_and_multi_region_scheme_fits(brats2023_roo
     cli = fit_main(["--config", str(REPO / "experiments" / "demo.yaml"),
                     "--data.init_args.layout=manifest", f"--data.init_args.manifest={manifest}",
                     "--data.init_args.modalities=[flair_3d, t1_gd]", f"--data.init_args.regions={regions}",
-                    f"--model.init_args.regions={regions}", "--model.init_args.in_channels=2",
                     f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
                     *SHORT])
     assert cli.datamodule.modalities == ["flair_3d", "t1_gd"] and cli.model.modalities == ["flair_3d", "t1_gd"]

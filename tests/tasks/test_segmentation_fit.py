@@ -5,10 +5,12 @@ import csv
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.fit import main as fit_main
+from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 from tests.conftest import DEMO
 
@@ -31,17 +33,22 @@ def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, t
     logged = {k for row in rows for k, v in row.items() if v}
     assert {"val/dice_tc", "val/dice_wt", "val/dice_et", "val/dice_mean", "train/loss"} <= logged
     assert set(cli.best_metrics) >= {"val/dice_wt", "val/dice_mean"}
+    # The data module drove the model (link_arguments): demo.yaml gives no channels, regions or window.
+    saved = yaml.safe_load((log_dir / "config.yaml").read_text())["model"]["init_args"]
+    assert saved.get("in_channels") is None and saved.get("modalities") is None
+    assert cli.model.hparams.in_channels == 4 and cli.model.modalities == ["flair", "t1ce", "t1", "t2"]
+    assert cli.model.roi_size == (64, 64, 64) and cli.model.scheme.name == "brats2021"
     assert all(0.0 <= v <= 1.0 for k, v in cli.best_metrics.items() if k.startswith("val/dice"))
 
 
-def test_module_checks_channels_against_the_data(brats2021_root, tmp_path, capsys):
+def test_a_model_channel_count_that_contradicts_the_data_is_refused(brats2021_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         _fit(brats2021_root, tmp_path, "--trainer.max_steps=1", "--model.init_args.in_channels=2")
-    assert "model.in_channels is 2 but the data gives 4 modalities" in capsys.readouterr().err
+    assert "model.in_channels is 2 but the data gives 4" in " ".join(capsys.readouterr().err.split())
 
 
 def test_training_step_targets_are_brats_regions():
-    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=1, regions="brats2021",
+    model = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), regions="brats2021",
                                modalities=["t1"], roi_size=64)
     label = torch.zeros(1, 1, 64, 64, 64)
     label[0, 0, 10:20, 10:20, 10:20] = 2
@@ -72,7 +79,7 @@ def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
     # default_root_dir: without a logger the data module saves split.json there (not in the checkout).
     untrained = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,
                            use_distributed_sampler=False, default_root_dir=tmp_path / "untrained").validate(
-        SegmentationModule(preset="tiny", feature_size=12, roi_size=64, sw_overlap=0.25),
+        SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), roi_size=64, sw_overlap=0.25),
         SegmentationDataModule(root=str(root), patch_size=64, num_workers=0), verbose=False)[0]
     cli = _fit(root, tmp_path / "run")
     wt = cli.best_metrics["val/dice_wt"]

@@ -1,6 +1,7 @@
 """Stage 1 -> Stage 2 -> fine-tuning through the command line, on real synthetic NIfTI files."""
 
 import csv
+import dataclasses
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from brainsegfounder.data.synthetic import generate
 from brainsegfounder.data.unlabelled import UnlabelledDataModule
 from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.fit import main as fit_main
+from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule, SSLPretrainModule
 from tests.conftest import DEMO, REPO
@@ -55,7 +57,7 @@ def test_stage1_stage2_finetune_chain_carries_the_weights(ukb_root, brats_root, 
     assert (log1 / "images" / "reconstruction_step2.png").stat().st_size > 1000
 
     stage2 = fit_main(["--config", str(STAGE2), f"--data.init_args.root={brats_root}", *_where(tmp_path), *QUICK,
-                       f"--model.init_args.init_from={ckpt1}", "--trainer.max_steps=1",
+                       f"--model.init_args.backbone.init_from={ckpt1}", "--trainer.max_steps=1",
                        "--trainer.limit_val_batches=0", "--data.init_args.val_count=1"])
     report = stage2.model.import_report
     assert [k for k, _ in report.adapted] == ["swinViT.patch_embed.proj.weight"]
@@ -68,7 +70,7 @@ def test_stage1_stage2_finetune_chain_carries_the_weights(ukb_root, brats_root, 
 
     # Fine-tuning from Stage 2 with a frozen encoder: after training it is still Stage 2's, bitwise.
     fit = fit_main(["--config", str(DEMO), f"--data.init_args.root={brats_root}", *_where(tmp_path), *QUICK,
-                    f"--model.init_args.init_from={ckpt2}", "--model.init_args.freeze_encoder_epochs=1",
+                    f"--model.init_args.backbone.init_from={ckpt2}", "--model.init_args.backbone.freeze_encoder_epochs=1",
                     "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--data.init_args.batch_size=1"])
     net = fit.model.net
     encoder2 = {k[len("net.swinViT."):]: v for k, v in saved2["state_dict"].items() if k.startswith("net.swinViT.")}
@@ -81,18 +83,19 @@ def test_stage1_stage2_finetune_chain_carries_the_weights(ukb_root, brats_root, 
 
 
 def test_encoder_freezing_follows_the_epoch_count():
-    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, roi_size=64, freeze_encoder_epochs=1)
+    model = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12, freeze_encoder_epochs=1), in_channels=4,
+                               roi_size=64)
     model.on_train_epoch_start()  # epoch 0 (no trainer attached)
     assert not any(p.requires_grad for p in model.net.swinViT.parameters())
     assert all(p.requires_grad for p in model.net.decoder1.parameters())
-    model.hparams.freeze_encoder_epochs = 0  # as at epoch >= N
+    model.backbone = dataclasses.replace(model.backbone, freeze_encoder_epochs=0)  # as at epoch >= N
     model.on_train_epoch_start()
     assert all(p.requires_grad for p in model.net.swinViT.parameters())
 
 
 def test_stage2_needs_a_stage1_checkpoint():
-    with pytest.raises(WeightsError, match="model.init_from"):
-        DiseaseAwarePretrainModule(preset="tiny", feature_size=12)
+    with pytest.raises(WeightsError, match="model.backbone.init_from"):
+        DiseaseAwarePretrainModule(backbone=Backbone(preset="tiny", feature_size=12))
 
 
 def test_unlabelled_data_reads_any_layout_and_file_patterns(ukb_root, brats_root, tmp_path):
@@ -137,9 +140,11 @@ def test_ssl_loss_falls_over_a_few_dozen_steps(ukb_root, tmp_path):
     assert last < 0.9 * first, (first, last)
 
 
-def test_ssl_module_checks_channels_against_the_data(ukb_root, tmp_path, capsys):
+def test_ssl_channels_come_from_the_data_and_a_contradiction_is_refused(ukb_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         fit_main(["--config", str(STAGE1), f"--data.init_args.root={ukb_root}", *_where(tmp_path), *QUICK,
                   "--trainer.max_steps=1", "--model.init_args.in_channels=4"])
-    assert "model.in_channels is 4 but the data gives 2 modalities" in capsys.readouterr().err
-    assert SSLPretrainModule(preset="tiny", feature_size=12).hparams.lr == 5e-4
+    err = " ".join(capsys.readouterr().err.split())
+    assert "model.in_channels is 4 but the data gives 2" in err and "Leave model.in_channels out" in err
+    model = SSLPretrainModule(backbone=Backbone(preset="tiny", feature_size=12))
+    assert model.hparams.lr == 5e-4 and model.hparams.in_channels == 2 and model.modalities is None

@@ -1,0 +1,69 @@
+"""The one sliding-window prediction: validation, the overlay callback and ``predict`` all call it.
+
+MONAI's :func:`~monai.inferers.sliding_window_inference` with Gaussian weighting tiles a whole
+volume with windows of the training patch size; each network's sigmoid probabilities are averaged
+over the networks given (an ensemble) and over mirrorings (test-time augmentation).
+
+Example:
+    >>> import torch
+    >>> net = torch.nn.Conv3d(2, 3, 1)
+    >>> x = torch.randn(1, 2, 40, 40, 40)
+    >>> sliding_window_probabilities(x, [net], roi_size=(32, 32, 32)).shape
+    torch.Size([1, 3, 40, 40, 40])
+    >>> len(mirror_axes(True)), mirror_axes(False)
+    (8, [()])
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import torch
+from monai.inferers import sliding_window_inference
+
+__all__ = ["mirror_axes", "sliding_window_probabilities"]
+
+
+def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
+    """The spatial axes to flip for each pass: ``[()]`` without TTA, all 8 mirrorings with it."""
+    if not tta:
+        return [()]
+    return [()] + [axes for n in (1, 2, 3) for axes in itertools.combinations((2, 3, 4), n)]
+
+
+def sliding_window_probabilities(
+    x: torch.Tensor,
+    networks: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    roi_size: Sequence[int] | Sequence[Sequence[int]],
+    sw_batch_size: int | Sequence[int] = 2,
+    overlap: float | Sequence[float] = 0.5,
+    tta: bool = False,
+) -> torch.Tensor:
+    """Mean sigmoid probabilities ``(B, R, X, Y, Z)`` of the ``networks`` over a whole volume.
+
+    Args:
+        x: ``(B, C, X, Y, Z)`` preprocessed volumes, already on the networks' device.
+        networks: callables returning logits (one network, or an ensemble averaged in probability).
+        roi_size: window size in voxels, or one per network.
+        sw_batch_size: windows per forward pass, or one per network.
+        overlap: fraction of a window shared with its neighbour, or one per network.
+        tta: also average over the 8 mirrorings of the volume (8x the time).
+    """
+    count = len(networks)
+    one_roi = isinstance(roi_size[0], int)
+    rois = [roi_size] * count if one_roi else list(roi_size)
+    batches = list(sw_batch_size) if isinstance(sw_batch_size, Sequence) else [sw_batch_size] * count
+    overlaps = list(overlap) if isinstance(overlap, Sequence) else [overlap] * count
+    flips = mirror_axes(tta)
+    total = None
+    for network, roi, batch, lap in zip(networks, rois, batches, overlaps, strict=True):
+        for axes in flips:
+            inputs = torch.flip(x, axes) if axes else x
+            logits = sliding_window_inference(inputs, tuple(roi), int(batch), network, overlap=float(lap),
+                                              mode="gaussian")
+            probabilities = torch.sigmoid(logits.float())
+            if axes:
+                probabilities = torch.flip(probabilities, axes)
+            total = probabilities if total is None else total.add_(probabilities)
+    return total / (count * len(flips))
