@@ -2,7 +2,8 @@
 
 :func:`find_inputs` turns what a user passes to ``predict --input`` into one
 :class:`~brainsegfounder.data.layouts.CaseFiles` per case, images in the checkpoint's channel order.
-(The folder matching by file-name endings stays here until the layouts package owns it.)
+File names are read by the layout authority (:mod:`brainsegfounder.data.layouts`): which modality
+a file is, which files make one case folder, what a missing one should have been called.
 """
 
 from __future__ import annotations
@@ -11,21 +12,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, find_cases
+from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, case_from_folder, find_cases
+from brainsegfounder.data.layouts.base import is_nifti, modality_of, strip_nifti
 from brainsegfounder.errors import ConfigError, DataError
 
 __all__ = ["find_inputs"]
-
-_NIFTI = re.compile(r"\.nii(\.gz)?$", re.IGNORECASE)
-
-
-
-def _stem(path: Path) -> str:
-    return _NIFTI.sub("", path.name)
-
-
-def _ends_with_modality(stem: str, modality: str) -> bool:
-    return re.search(rf"(^|[_-]){re.escape(modality)}$", stem, re.IGNORECASE) is not None
 
 
 def _case_from_files(paths: list[Path], modalities: Sequence[str] | None, in_channels: int) -> CaseFiles:
@@ -33,35 +24,21 @@ def _case_from_files(paths: list[Path], modalities: Sequence[str] | None, in_cha
         order = f" in the order {', '.join(modalities)}" if modalities else ""
         raise DataError(f"{len(paths)} image file(s) given but the checkpoint takes {in_channels} "
                         f"modalities{order}: pass one file per modality, or a case folder.")
-    not_nifti = [p for p in paths if not _NIFTI.search(p.name)]
+    not_nifti = [p for p in paths if not is_nifti(p)]
     if not_nifti:
         raise DataError(f"not NIfTI files (.nii or .nii.gz): {', '.join(map(str, not_nifti))}.")
     names = list(modalities) if modalities else [f"channel{i}" for i in range(in_channels)]
     if modalities:
         # A file named after another modality than its position says is the commonest slip.
         for position, path in enumerate(paths):
-            named = [m for m in modalities if _ends_with_modality(_stem(path), m)]
-            if named and names[position] not in named:
-                raise DataError(f"{path} looks like modality {named[0]!r} but stands at position "
+            named = modality_of(path, modalities)
+            if named is not None and named != names[position]:
+                raise DataError(f"{path} looks like modality {named!r} but stands at position "
                                 f"{position + 1}, where the checkpoint expects {names[position]!r}. "
                                 f"Give the files in the order {', '.join(modalities)}.")
-    stem = _stem(paths[0])
+    stem = strip_nifti(paths[0].name)
     case_id = re.sub(rf"[_-]{re.escape(names[0])}$", "", stem, flags=re.IGNORECASE) or stem
     return CaseFiles(case_id, dict(zip(names, paths, strict=True)))
-
-
-def _case_from_folder(folder: Path, modalities: Sequence[str]) -> CaseFiles | None:
-    files = sorted(p for p in folder.rglob("*") if _NIFTI.search(p.name) and p.is_file())
-    images = {}
-    for modality in modalities:
-        found = [p for p in files if _ends_with_modality(_stem(p), modality)]
-        if len(found) > 1:
-            raise DataError(f"case folder {folder}: {len(found)} files end in '{modality}' "
-                            f"({', '.join(p.name for p in found)}); keep one, or pass the files explicitly.")
-        if not found:
-            return None
-        images[modality] = found[0]
-    return CaseFiles(folder.name, images)
 
 
 def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, in_channels: int | None = None,
@@ -69,8 +46,9 @@ def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, 
     """The cases to predict, from a data set root, one case folder, or one case's files.
 
     Args:
-        inputs: one folder (a data set root in a registered layout, or one case folder), or the
-            image files of one case in ``modalities`` order.
+        inputs: one folder (a data set root in a registered layout, or one case folder), several
+            folders (each a case folder or a data set root), or the image files of one case in
+            ``modalities`` order.
         modalities: the checkpoint's modality names in channel order (None if it does not record
             them: a data set root's layout then names them, files are taken in the order given).
         in_channels: the number of modalities the network takes (default: ``len(modalities)``).
@@ -96,9 +74,18 @@ def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, 
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise DataError(f"input(s) not found: {', '.join(map(str, missing))}. Check the path(s).")
+    if all(p.is_dir() for p in paths) and len(paths) > 1:
+        cases = [c for p in paths for c in find_inputs([p], modalities, in_channels, layout)]
+        twice = sorted({c.subject_id for c in cases if sum(d.subject_id == c.subject_id for d in cases) > 1})
+        if twice:
+            raise DataError(f"case id(s) {', '.join(twice)} come from more than one --input folder; each case "
+                            "is written as <case_id>.nii.gz, so they would overwrite each other. Predict them "
+                            "into separate --output folders.")
+        return cases
     if len(paths) > 1 or paths[0].is_file():
         if any(p.is_dir() for p in paths):
-            raise DataError("pass either one folder or a list of image files to --input, not a mix.")
+            raise DataError("pass folders (data set roots or case folders) or one case's image files to "
+                            "--input, not a mix of both.")
         return [_case_from_files(paths, modalities, in_channels)]
 
     folder = paths[0]
@@ -118,7 +105,7 @@ def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, 
         names = list(modalities or spec.modalities)
         return [CaseFiles(c.subject_id, {m: c.images[m] for m in names}, fold=c.fold) for c in cases]
     if modalities:
-        case = _case_from_folder(folder, modalities)
+        case = case_from_folder(folder, modalities)
         if case is not None:
             return [case]
     tried = "\n  ".join(problems) if problems else "no registered layout takes these modalities"
