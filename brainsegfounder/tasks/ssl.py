@@ -46,6 +46,9 @@ class SSLPretrainModule(pl.LightningModule):
         rotation_weight, contrastive_weight, reconstruction_weight: weights of the total loss.
         temperature: NT-Xent temperature.
         projection_dim: contrastive projection size.
+        contrastive_pooling, contrastive_norm: the contrastive head's input (``mean`` of the
+            bottleneck tokens, or ``token`` 1 as in the paper) and its batch standardisation
+            (see :class:`~brainsegfounder.models.ssl_heads.SSLHeads`).
         max_mask_fraction: largest fraction of voxels hidden per view.
         n_cuboids: cuboids drawn per view (noise first, then another sample's content).
         gradient_checkpointing: recompute Swin blocks in backward to save memory.
@@ -70,6 +73,8 @@ class SSLPretrainModule(pl.LightningModule):
         reconstruction_weight: float = 1.0,
         temperature: float = 0.5,
         projection_dim: int = 512,
+        contrastive_pooling: str = "mean",
+        contrastive_norm: bool = True,
         max_mask_fraction: float = 0.3,
         n_cuboids: int = 32,
         gradient_checkpointing: bool = False,
@@ -83,7 +88,7 @@ class SSLPretrainModule(pl.LightningModule):
         self.save_hyperparameters()
         self.modalities = modalities
         self.net = SSLHeads(preset, in_channels, feature_size, projection_dim, gradient_checkpointing,
-                            dropout_path_rate)
+                            dropout_path_rate, contrastive_pooling, contrastive_norm)
         self.loss_fn = SSLLoss(rotation_weight, contrastive_weight, reconstruction_weight, temperature)
         self.mask_kwargs = {"max_fraction": max_mask_fraction, "n_cuboids": n_cuboids}
         self.import_report = None
