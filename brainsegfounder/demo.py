@@ -32,7 +32,7 @@ def _last_checkpoint(cli) -> str:
     return cli.trainer.checkpoint_callback.last_model_path
 
 
-def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 15,
+def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
              config: str | Path = CONFIG, extra_args: list[str] | None = None,
              ukb_data: str | Path = "data/synthetic_ukb", ukb_subjects: int = 8,
              stages: str = "all", run_dir: str | Path | None = None) -> dict[str, float]:

@@ -25,16 +25,24 @@ loaders (a DistributedSampler over the patch queue's subjects; one over validati
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # --help before the imports below (torch, Lightning: seconds idle, a minute on a loaded machine).
+    from brainsegfounder.fit_help import help_requested, print_help
+
+    if help_requested(sys.argv[1:]):
+        sys.exit(print_help(sys.argv[1:]))
+
 import logging
 import netrc
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from pytorch_lightning import Callback, LightningDataModule, LightningModule, Trainer
-from pytorch_lightning.callbacks import ModelSummary, ProgressBar, RichModelSummary, RichProgressBar
+from pytorch_lightning.callbacks import ModelSummary, ProgressBar, RichModelSummary
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
@@ -47,6 +55,7 @@ from brainsegfounder.checkpointing import (
     wandb_run_id_of,
 )
 from brainsegfounder.errors import BrainSegFounderError, ConfigError
+from brainsegfounder.progress import StepProgressBar
 from brainsegfounder.reporting import print_metrics
 
 __all__ = ["BrainSegFounderCLI", "main"]
@@ -97,6 +106,33 @@ def _wandb_logged_in() -> bool:
         return netrc.netrc().authenticators("api.wandb.ai") is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+#: Lightning lines that say nothing about this run: advertisements, and notices repeated at every
+#: stage of the demo about callbacks this CLI adds on purpose.
+NOISE = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(NOISE)
+
+
+def silence_lightning_noise() -> None:
+    """Drop :data:`NOISE` from Lightning's log, and two warnings of library internals (idempotent).
+
+    The warnings: LightningCLI's "args ... and command line arguments" when a program (the demo,
+    the low-label study) calls :func:`main` with its own ``args``; and torch's deprecation of
+    ``LeafSpec`` raised inside Lightning's own code, which a user cannot act on.
+    """
+    import warnings
+
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise())
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class BrainSegFounderCLI(LightningCLI):
@@ -178,7 +214,7 @@ class BrainSegFounderCLI(LightningCLI):
                 logging.getLogger(name).setLevel(logging.WARNING)
         else:
             if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
-                callbacks.append(RichProgressBar())
+                callbacks.append(StepProgressBar())
             if config.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in given):
                 callbacks.append(RichModelSummary(max_depth=2))
         plugins = _as_list(config.get("plugins"))
@@ -188,15 +224,31 @@ class BrainSegFounderCLI(LightningCLI):
 
 
 def report_best(cli: LightningCLI) -> dict[str, float]:
-    """Validate the best checkpoint (if one was monitored) and print its metrics as a table."""
+    """Score the best checkpoint (if one was monitored) and print its metrics as a table.
+
+    With a held-out test set (``data.test_fold``) the best checkpoint, chosen on the validation
+    fold, is scored once on the test fold (``trainer.test``): these ``test/`` figures are the ones
+    to report, since no choice was made on them. The validation fold is not scored again: its
+    best score is already known (``best_model_score``). Without a test set the best checkpoint is
+    validated again, for its full set of ``val/`` metrics.
+    """
     trainer = cli.trainer
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
-    if not best or trainer.interrupted or not getattr(trainer.checkpoint_callback, "monitor", None):
+    callback = trainer.checkpoint_callback
+    best = getattr(callback, "best_model_path", "") if callback else ""
+    if not best or trainer.interrupted or not getattr(callback, "monitor", None):
         return {}
-    results = trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
-    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    if getattr(cli.datamodule, "test_cases", None):
+        results = trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
+        metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        if callback.best_model_score is not None:
+            metrics[str(callback.monitor)] = float(callback.best_model_score)
+        title, prefix = f"held-out test Dice ({len(cli.datamodule.test_cases)} test cases)", "test/"
+    else:
+        results = trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
+        metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        title, prefix = "validation metrics of the best checkpoint", "val/"
     if trainer.is_global_zero:
-        print_metrics(metrics, title=f"held-out metrics of {best}", prefix="val/")
+        print_metrics(metrics, title=title, prefix=prefix, source=best)
     return metrics
 
 
@@ -222,10 +274,32 @@ def nest_backbone_flags(args: list[str]) -> list[str]:
     return [pattern.sub(lambda m: f"--model.{m[1] or ''}backbone.{m[2]}{m[3]}", a) for a in args]
 
 
+def answer_help(args: list[str] | None) -> list[str] | None:
+    """``--help``: the quick help of :mod:`brainsegfounder.fit_help`, then exit; ``--help full``: LightningCLI's.
+
+    Returns ``args`` with ``--help full`` turned into LightningCLI's ``--help`` (``sys.argv`` is
+    rewritten when ``args`` is ``None``, since LightningCLI reads it itself).
+    """
+    from brainsegfounder.fit_help import help_requested, print_help
+
+    given = sys.argv[1:] if args is None else list(args)
+    if help_requested(given):
+        sys.exit(print_help(given))
+    full = [a for i, a in enumerate(given) if not (a == "full" and i and given[i - 1] in ("-h", "--help"))]
+    if full == given:
+        return args
+    if args is None:
+        sys.argv[1:] = full
+        return None
+    return full
+
+
 def main(args: list[str] | None = None) -> BrainSegFounderCLI:
     """Parse ``args`` (default: ``sys.argv``), build trainer, model and data, and fit."""
     console = _console
+    args = answer_help(args)
     given = sys.argv[1:] if args is None else list(args)
+    silence_lightning_noise()
     if nest_backbone_flags(given) != given:
         console.print("[yellow]note:[/] the backbone settings moved under model.backbone (e.g. "
                       "--model.backbone.init_from); flat flags are still read.", highlight=False, soft_wrap=True)

@@ -32,7 +32,7 @@ from brainsegfounder.data.layouts import (
 )
 from brainsegfounder.data.regions import RegionScheme, get_scheme
 from brainsegfounder.data.reproducible import QueueLoader, shard_for_ranks
-from brainsegfounder.data.splits import case_folds, label_subset, save_split, train_val_ids
+from brainsegfounder.data.splits import case_folds, held_out_ids, label_subset, save_split, train_val_ids
 from brainsegfounder.data.transforms import Augmentation, PreprocessingRecord, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
 from brainsegfounder.errors import DataError
@@ -178,7 +178,9 @@ class SegmentationDataModule(CasesDataModule):
             manifest: its image columns).
         regions: region scheme (``brats2021``, ``brats2023``, ``lesion``, or ``{name: [labels]}``);
             default: the layout's.
-        fold: the validation fold; the others train.
+        fold: the validation fold (chooses the best checkpoint); the others train.
+        test_fold: a fold held out for the final test: neither trained on nor used to choose a
+            checkpoint (``trainer.test`` scores the best checkpoint on it; ``None``: no test set).
         n_folds: folds of the seeded split (ignored when the fold file gives folds).
         split_seed: seed of the fold split and the low-label subset.
         split_file: reuse the split saved by an earlier run (JSON); default: make one.
@@ -207,6 +209,7 @@ class SegmentationDataModule(CasesDataModule):
         modalities: list[str] | None = None,
         regions: str | dict[str, list[int]] | None = None,
         fold: int = 0,
+        test_fold: int | None = None,
         n_folds: int = 5,
         split_seed: int = 0,
         split_file: str | None = None,
@@ -229,6 +232,11 @@ class SegmentationDataModule(CasesDataModule):
                          patch_size, spacing, crop_to_brain)
         self.scheme = get_scheme(regions or spec.scheme or "lesion")
         self.fold, self.train_fraction, self.train_count = fold, train_fraction, train_count
+        if test_fold is not None and test_fold == fold:
+            raise DataError(f"data.test_fold and data.fold are both {fold}: the test subjects must not choose "
+                            "the checkpoint. Give test_fold another fold (or none).")
+        self.test_fold = test_fold
+        self.test_cases: list[CaseFiles] = []
         self.batch_size, self.samples_per_volume = batch_size, samples_per_volume
         self.queue_length, self.num_workers = queue_length, num_workers
         self.label_probabilities = label_probabilities or self.scheme.default_sampling_probabilities()
@@ -255,21 +263,24 @@ class SegmentationDataModule(CasesDataModule):
         cases = self._read_cases()
         self._folds(cases)
         train_ids, val_ids = train_val_ids(self.folds, self.fold)
+        test_ids = held_out_ids(self.folds, self.test_fold)
+        train_ids = [s for s in train_ids if s not in set(test_ids)]
         if self.train_fraction < 1 or self.train_count is not None:
             train_ids = label_subset(train_ids, self.train_fraction, self.split_seed, self.train_count)
         by_id = {c.subject_id: c for c in cases}
-        missing = sorted(set(train_ids + val_ids) - set(by_id))
+        missing = sorted(set(train_ids + val_ids + test_ids) - set(by_id))
         if missing:
             raise DataError(f"the split names subjects that are not in {self.root}: {missing[:5]}. "
                             "Use the split file that belongs to this data set, or none.")
         self.train_cases = [by_id[s] for s in train_ids]
         self.val_cases = [by_id[s] for s in val_ids]
+        self.test_cases = [by_id[s] for s in test_ids]
         if self.validate != "off":
-            validate_cases(self.train_cases + self.val_cases, self.scheme.label_values,
+            validate_cases(self.train_cases + self.val_cases + self.test_cases, self.scheme.label_values,
                            read_data=self.validate == "full")
-        self._save_split(train_ids, val_ids)
+        self._save_split(train_ids, val_ids, test_ids)
 
-    def _save_split(self, train_ids: list[str], val_ids: list[str]) -> None:
+    def _save_split(self, train_ids: list[str], val_ids: list[str], test_ids: list[str]) -> None:
         trainer = getattr(self, "trainer", None)
         log_dir = getattr(trainer, "log_dir", None) if trainer is not None else None
         if log_dir is None or (trainer is not None and not trainer.is_global_zero):
@@ -277,7 +288,7 @@ class SegmentationDataModule(CasesDataModule):
         path = Path(log_dir) / "split.json"
         if not path.exists():
             save_split(path, self.folds, fold=self.fold, seed=self.split_seed, train=train_ids, val=val_ids,
-                       root=str(self.root), layout=self.layout)
+                       test_fold=self.test_fold, test=test_ids, root=str(self.root), layout=self.layout)
 
     # -- datasets and loaders --------------------------------------------------------------------
     def preprocessing(self) -> tio.Compose:
@@ -296,7 +307,15 @@ class SegmentationDataModule(CasesDataModule):
                             num_workers=self.num_workers, batch_size=self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        subjects = tio.SubjectsDataset(cases_to_subjects(self.val_cases), transform=self.preprocessing())
+        return self._whole_volumes(self.val_cases)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.test_cases:
+            raise DataError("there is no test set: set data.test_fold to a fold other than data.fold.")
+        return self._whole_volumes(self.test_cases)
+
+    def _whole_volumes(self, cases: list[CaseFiles]) -> DataLoader:
+        subjects = tio.SubjectsDataset(cases_to_subjects(cases), transform=self.preprocessing())
         trainer = getattr(self, "trainer", None)
         # Lightning's automatic sampler injection is off (it would wrap the patch queue), so each
         # rank takes its own share of the validation subjects here; metrics use sync_dist.

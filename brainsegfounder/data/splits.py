@@ -24,7 +24,7 @@ import numpy as np
 
 from brainsegfounder.errors import DataError
 
-__all__ = ["kfold_split", "train_val_ids", "label_subset", "save_split", "load_split", "case_folds"]
+__all__ = ["kfold_split", "train_val_ids", "held_out_ids", "label_subset", "save_split", "load_split", "case_folds"]
 
 
 def kfold_split(subject_ids: Sequence[str], n_folds: int = 5, seed: int = 0) -> dict[int, list[str]]:
@@ -51,6 +51,19 @@ def train_val_ids(folds: dict[int, list[str]], fold: int) -> tuple[list[str], li
         raise DataError(f"fold {fold} does not exist; folds are {sorted(folds)}.")
     train = sorted(s for k, v in folds.items() if k != fold for s in v)
     return train, list(folds[fold])
+
+
+def held_out_ids(folds: dict[int, list[str]], test_fold: int | None) -> list[str]:
+    """The subjects of the test fold (``[]`` for ``None``): the caller removes them from training.
+
+    >>> held_out_ids({0: ["a"], 1: ["b", "c"]}, 1), held_out_ids({0: ["a"]}, None)
+    (['b', 'c'], [])
+    """
+    if test_fold is None:
+        return []
+    if test_fold not in folds:
+        raise DataError(f"data.test_fold {test_fold} does not exist; folds are {sorted(folds)}.")
+    return list(folds[test_fold])
 
 
 def label_subset(train_ids: Sequence[str], fraction: float = 1.0, seed: int = 0,

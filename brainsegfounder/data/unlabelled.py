@@ -43,8 +43,8 @@ class UnlabelledDataModule(CasesDataModule):
         val_count: subjects held out for the validation loss and the logged images.
         fold_file: a MONAI fold JSON to read cases (and folds) from instead of scanning ``root``.
         manifest: a CSV/TSV/JSON manifest to read cases (and folds) from (``layout: manifest``).
-        exclude_fold: leave out this fold of the segmentation split, so that Stage 2 never sees
-            the fine-tuning's held-out subjects. The split is
+        exclude_fold: leave out this fold (or these folds: the validation and the test fold) of
+            the segmentation split, so that Stage 2 never sees the fine-tuning's held-out subjects. The split is
             :class:`~brainsegfounder.data.datamodule.SegmentationDataModule`'s, by the same code:
             ``split_file`` if given, else the fold file's (or manifest's) folds, else the seeded
             k-fold of ``n_folds`` and ``split_seed``. Give both modules the same settings.
@@ -70,7 +70,7 @@ class UnlabelledDataModule(CasesDataModule):
         manifest: str | None = None,
         modalities: list[str] | None = None,
         val_count: int = 1,
-        exclude_fold: int | None = None,
+        exclude_fold: int | list[int] | None = None,
         n_folds: int = 5,
         split_seed: int = 0,
         split_file: str | None = None,
@@ -108,8 +108,10 @@ class UnlabelledDataModule(CasesDataModule):
             case.label = None  # SSL never reads labels
         if self.exclude_fold is not None:
             # Subjects outside the split (another data set's) stay; the held-out fold's never do.
-            _, held_out = train_val_ids(self._folds(cases), self.exclude_fold)
-            cases = [c for c in cases if c.subject_id not in set(held_out)]
+            folds = self._folds(cases)
+            excluded = self.exclude_fold if isinstance(self.exclude_fold, list) else [self.exclude_fold]
+            held_out = {s for fold in excluded for s in train_val_ids(folds, fold)[1]}
+            cases = [c for c in cases if c.subject_id not in held_out]
         if len(cases) <= self.val_count:
             raise DataError(f"{len(cases)} subject(s) under {self.root} but data.val_count is {self.val_count}; "
                             "add subjects or lower val_count.")

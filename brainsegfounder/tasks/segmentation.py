@@ -121,17 +121,24 @@ class SegmentationModule(BackboneTask):
                                             self.hparams.sw_overlap)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._score(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        """The same scores as validation, logged as ``test/...`` (the data module's held-out test fold)."""
+        return self._score(batch, "test")
+
+    def _score(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
         x, y = self._inputs_targets(batch)
         probabilities = self.predict_volume(x)
         # The same function `evaluate` uses, so logged and evaluated Dice agree (empty-mask rules
         # included).
         dice = dice_per_channel(probabilities > self.hparams.threshold, y > 0)[0]
-        metrics = {f"val/dice_{n.lower()}": d for n, d in zip(self.scheme.names, dice, strict=True)}
-        metrics["val/dice_mean"] = dice.mean()
+        metrics = {f"{stage}/dice_{n.lower()}": d for n, d in zip(self.scheme.names, dice, strict=True)}
+        metrics[f"{stage}/dice_mean"] = dice.mean()
         if self.scheme.num_regions == 1:
             # Binary lesion tasks (ATLAS): the challenge's lesion-wise F1, per volume, as `evaluate` scores it.
             predicted, reference = (t[:, 0].cpu().numpy() for t in (probabilities > self.hparams.threshold, y > 0))
-            metrics["val/lesion_f1"] = torch.tensor(
+            metrics[f"{stage}/lesion_f1"] = torch.tensor(
                 [lesion_f1(p, r) for p, r in zip(predicted, reference, strict=True)], device=dice.device).mean()
         self.log_dict(metrics, on_epoch=True, batch_size=1, sync_dist=True)
         return metrics
