@@ -3,11 +3,17 @@
 The whole BrainSegFounder chain on synthetic data, tiny model: Stage 1 SSL on healthy UK
 Biobank-style T1 + FLAIR (``experiments/demo_stage1.yaml``) -> Stage 2 SSL on the BraTS images,
 labels unused, 2 -> 4 channels adapted (``demo_stage2.yaml``) -> fine-tuning from Stage 2
-(``demo.yaml``) -> held-out Dice per region. Each stage's ``last.ckpt`` feeds the next.
+(``demo.yaml``) -> held-out test Dice per region. Each stage's ``last.ckpt`` feeds the next.
+
+Of the 18 synthetic BraTS subjects (a seeded 6-fold split, saved as ``split.json`` in the run
+folder), fold 0 (3 subjects) is the validation set that chooses the best fine-tuning checkpoint,
+fold 1 (3 subjects) the test set on which that checkpoint is scored once ("held-out test Dice"),
+and the other 12 train. Stage 2 never sees the validation or test images either.
 ``--stages finetune`` runs the fine-tuning alone (from scratch); other ``--a.b=c`` arguments
 override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options.
 Synthetic data sets on real MNI152 anatomy are generated when missing. Every run writes new version folders under
-``runs/demo``; nothing is overwritten.
+``runs/demo``; nothing is overwritten. The demo ends with a panel of what it wrote where and the
+``predict``, ``evaluate`` and ``report`` commands to run on its own test cases.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from brainsegfounder.data import synthetic
-from brainsegfounder.fit import main as fit_main
+from brainsegfounder.reporting import outputs_panel
 
-__all__ = ["run_demo", "main"]
+# No torch/Lightning import at module level: `--help` answers at once; run_demo imports them.
+
+__all__ = ["run_demo", "main", "next_steps"]
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 CONFIG = EXPERIMENTS / "demo.yaml"
@@ -36,13 +43,16 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
              config: str | Path = CONFIG, extra_args: list[str] | None = None,
              ukb_data: str | Path = "data/synthetic_ukb", ukb_subjects: int = 8,
              stages: str = "all", run_dir: str | Path | None = None) -> dict[str, float]:
-    """Generate data if needed, run the stages, and return the fine-tuned model's held-out metrics.
+    """Generate data if needed, run the stages, and return the fine-tuned model's held-out test metrics.
 
     Args:
         stages: ``all`` (Stage 1 -> Stage 2 -> fine-tune) or ``finetune`` (from scratch).
         run_dir: root of the run folders (default: each config's ``runs/demo``).
         extra_args: extra dotted overrides for the fine-tuning (e.g. ``--trainer.max_steps=20``).
     """
+    from brainsegfounder.data import synthetic
+    from brainsegfounder.fit import main as fit_main
+
     console = Console()
     start = time.perf_counter()
     data, ukb_data = Path(data), Path(ukb_data)
@@ -52,6 +62,7 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
     where = ([f"--trainer.default_root_dir={run_dir}", f"--trainer.logger.init_args.save_dir={run_dir}"]
              if run_dir else [])
     finetune_args = list(extra_args or [])
+    runs = []
     if stages == "all":
         if not any(ukb_data.glob("*_20252_2_0")):
             console.print(f"[bold]generating[/] {ukb_subjects} synthetic UK Biobank subjects in {ukb_data}")
@@ -62,12 +73,40 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
         stage2 = fit_main(["--config", str(STAGE2), f"--data.init_args.root={data}",
                            f"--model.init_args.backbone.init_from={_last_checkpoint(stage1)}", *where])
         finetune_args = [f"--model.init_args.backbone.init_from={_last_checkpoint(stage2)}", *finetune_args]
+        runs = [("Stage 1 run", stage1.trainer.log_dir), ("Stage 2 run", stage2.trainer.log_dir)]
         console.rule("Fine-tuning from Stage 2")
     elif stages != "finetune":
         raise ValueError(f"stages must be 'all' or 'finetune', got {stages!r}")
     cli = fit_main(["--config", str(config), f"--data.init_args.root={data}", *where, *finetune_args])
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    written, commands = next_steps(cli, data, ukb_data if stages == "all" else None, runs)
+    console.print(outputs_panel(written, commands, title="the demo wrote"))
     return getattr(cli, "best_metrics", {})
+
+
+def next_steps(cli, data: Path, ukb_data: Path | None, runs: list[tuple[str, str]]
+               ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(what, path)`` of what the fine-tuning run wrote, and the commands to try on its test cases."""
+    callback = cli.trainer.checkpoint_callback
+    run_dir = Path(cli.trainer.log_dir)
+    best = callback.best_model_path or callback.last_model_path
+    written = [("BraTS data", str(data))] + ([("UK Biobank data", str(ukb_data))] if ukb_data else [])
+    written += [*runs, ("fine-tuning run", str(run_dir)), ("split (train/val/test)", str(run_dir / "split.json")),
+                ("best checkpoint", best), ("last checkpoint", callback.last_model_path)]
+    cases = [str(c.folder or Path(next(iter(c.images.values()))).parent) for c in cli.datamodule.test_cases
+             or cli.datamodule.val_cases]
+    predictions = run_dir / "test_predictions"
+    commands = [
+        ("segment the test cases with the best checkpoint",
+         f"python -m brainsegfounder.predict --ckpt {best} --input {' '.join(cases)} --output {predictions}"),
+        ("score them against their labels",
+         f"python -m brainsegfounder.evaluate --pred {predictions} --ref {data} --task brats2021 "
+         f"--out {predictions / 'metrics.csv'}"),
+        ("an HTML report of them",
+         f"python -m brainsegfounder.report --predictions {predictions} --inputs {data} "
+         f"--metrics {predictions / 'metrics.csv'}"),
+    ]
+    return [(what, str(path)) for what, path in written if path], commands
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -274,6 +274,11 @@ def nest_backbone_flags(args: list[str]) -> list[str]:
     return [pattern.sub(lambda m: f"--model.{m[1] or ''}backbone.{m[2]}{m[3]}", a) for a in args]
 
 
+#: LightningCLI's own help (``--help full``) titled for this project, with the usage a user types.
+FULL_HELP = {"prog": "python -m brainsegfounder.fit",
+             "description": "BrainSegFounder training (LightningCLI): every option of the trainer, model and data."}
+
+
 def answer_help(args: list[str] | None) -> list[str] | None:
     """``--help``: the quick help of :mod:`brainsegfounder.fit_help`, then exit; ``--help full``: LightningCLI's.
 
@@ -311,7 +316,7 @@ def main(args: list[str] | None = None) -> BrainSegFounderCLI:
         cli = BrainSegFounderCLI(
             LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
             run=False, args=args, save_config_callback=ConfigToLoggers, save_config_kwargs={"overwrite": False},
-            parser_kwargs={"default_env": False},
+            parser_kwargs={"default_env": False, **FULL_HELP},
             # The data modules shard their own loaders (the patch queue must not be wrapped).
             trainer_defaults={"use_distributed_sampler": False},
         )

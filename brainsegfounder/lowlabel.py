@@ -13,8 +13,12 @@ for the ``pretrained`` setting ``--model.init_args.backbone.init_from=<init_from
 The training subsets are seeded by ``data.split_seed`` and nested (the 10% subset lies inside
 the 25% one), so the curve compares like with like; the validation fold is the same for all.
 
+Checkpoints are chosen on the validation fold; with ``data.test_fold`` (as in
+``experiments/lowlabel_brats.yaml``) the chosen checkpoint is then scored once on that test fold,
+which no run trains on or chooses by, and the table and plot report those ``test/`` figures.
+
 Writes ``<out>/lowlabel.csv`` and ``<out>/lowlabel.md`` (one row per run: setting, fraction,
-number of training subjects, every ``val/`` metric of the best checkpoint, the run folder),
+number of training subjects, the best checkpoint's ``val/`` score and ``test/`` metrics, the run folder),
 rewritten after every run so that a long sweep leaves partial results, and ``<out>/lowlabel.png``
 (the chosen metric against the fraction, one line per setting). An existing table in ``<out>``
 is never replaced: pick another ``--out``.
@@ -79,7 +83,7 @@ def run_lowlabel(
     fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
     init_from: str | None = None,
     out: str | Path = "runs/lowlabel",
-    metric: str = "val/dice_mean",
+    metric: str | None = None,
     settings: Sequence[str] | None = None,
     fit_args: Sequence[str] = (),
 ) -> list[dict]:
@@ -91,13 +95,15 @@ def run_lowlabel(
         init_from: pretrained weights for the ``pretrained`` setting (passed as
             ``--model.init_args.backbone.init_from``).
         out: folder for the run folders and the table.
-        metric: the metric plotted (any logged ``val/`` metric).
+        metric: the metric plotted (any logged ``val/`` or ``test/`` metric); default
+            ``test/dice_mean`` when the config holds out a test fold (``data.test_fold``), else
+            ``val/dice_mean``.
         settings: ``scratch`` and/or ``pretrained``; default: both when ``init_from`` is given,
             else ``scratch``.
         fit_args: extra flags for every fit run.
 
     Returns:
-        One dict per run: ``setting``, ``fraction``, ``train_subjects``, the ``val/`` metrics, ``run_dir``.
+        One dict per run: ``setting``, ``fraction``, ``train_subjects``, the ``val/`` (and ``test/``) metrics, ``run_dir``.
     """
     from brainsegfounder.fit import main as fit_main
 
@@ -123,9 +129,10 @@ def run_lowlabel(
             found = cli.best_metrics or {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
             rows.append({"setting": setting, "fraction": fraction,
                          "train_subjects": len(cli.datamodule.train_cases),
-                         **{k: float(v) for k, v in sorted(found.items()) if k.startswith("val/")},
+                         **{k: float(v) for k, v in sorted(found.items()) if k.startswith(("val/", "test/"))},
                          "run_dir": str(cli.trainer.log_dir)})
             write_table(rows, out)
+    metric = metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
     plot_curve(rows, out / "lowlabel.png", metric)
     _print(rows, metric, console)
     return rows
@@ -196,7 +203,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=None,
                         help="default: scratch and pretrained with --init_from, else scratch")
     parser.add_argument("--out", default="runs/lowlabel", help="folder for the runs and the table")
-    parser.add_argument("--metric", default="val/dice_mean", help="the metric plotted")
+    parser.add_argument("--metric", default=None,
+                        help="the metric plotted (default: test/dice_mean with a test fold, else val/dice_mean)")
     args, fit_args = parser.parse_known_args(argv)
     try:
         return run_lowlabel(args.config, args.fractions, args.init_from, args.out, args.metric,

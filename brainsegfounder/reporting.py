@@ -1,8 +1,9 @@
 """Rich tables and panels for what a person reads at the end of a run.
 
 Example:
+    >>> import io
     >>> from rich.console import Console
-    >>> console = Console(width=40, record=True)
+    >>> console = Console(width=40, record=True, file=io.StringIO())
     >>> print_metrics({"test/dice_tc": 0.91, "test/dice_wt": 0.87}, title="held-out test Dice", prefix="test/",
     ...               source="runs/demo/finetune/version_0/checkpoints/best-step=50.ckpt", console=console)
     >>> text = console.export_text()
@@ -53,8 +54,9 @@ def outputs_panel(written: Sequence[tuple[str, str | Path]], commands: Sequence[
 
     Paths and commands are printed whole (no wrapping inside them) so that they can be copied.
 
+    >>> import io
     >>> from rich.console import Console
-    >>> console = Console(width=60, record=True)
+    >>> console = Console(width=60, record=True, file=io.StringIO())
     >>> console.print(outputs_panel([("data", "data/x")], [("predict", "python -m brainsegfounder.predict")]))
     >>> "python -m brainsegfounder.predict" in console.export_text()
     True
