@@ -37,7 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "inference": "4. inference",
     "memory": "5. memory: gradient checkpointing",
     "gpu": "6. GPU step",
-    "help": "7. --help start-up",
+    "help": "8. --help start-up",
 }
 
 

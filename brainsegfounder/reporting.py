@@ -26,7 +26,8 @@ __all__ = ["metrics_table", "print_metrics", "outputs_panel"]
 
 def metrics_table(metrics: Mapping[str, float], title: str = "metrics", prefix: str = "") -> Table:
     """A two-column table of the metrics whose names start with ``prefix`` (sorted by name)."""
-    table = Table(title=title)
+    # A table is as wide as its columns; a longer title would wrap over several lines.
+    table = Table(title=title, min_width=len(title) + 2)
     table.add_column("metric", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
     for name in sorted(metrics):

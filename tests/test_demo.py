@@ -38,7 +38,7 @@ def test_best_checkpoint_is_scored_on_a_test_fold_used_for_neither_and_the_panel
                     "--data.init_args.n_folds=5", "--data.init_args.num_workers=0", "--data.init_args.validate=off",
                     "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1",
                     "--data.init_args.queue_length=2", "--model.init_args.sw_overlap=0",
-                    "--trainer.max_steps=2", "--trainer.val_check_interval=1", "--trainer.limit_val_batches=1",
+                    "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=1",
                     f"--trainer.default_root_dir={tmp_path}", f"--trainer.logger.init_args.save_dir={tmp_path}",
                     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"])
     split = json.loads((Path(cli.trainer.log_dir) / "split.json").read_text())

@@ -12,6 +12,7 @@ def test_metrics_table_keeps_the_checkpoint_path_whole_on_a_narrow_terminal():
     print_metrics({"test/dice_tc": 0.9, "test/dice_mean": 0.85, "val/dice_mean": 0.8}, title="held-out test Dice",
                   prefix="test/", source=LONG, console=console)
     lines = console.export_text().splitlines()
+    assert any(line.strip() == "held-out test Dice" for line in lines)  # the title on one line
     assert f"checkpoint: {LONG}" in lines  # one line, whole: the terminal folds it, rich does not cut it
     assert any("test/dice_mean" in line and "0.8500" in line for line in lines)
     assert not any("val/dice_mean" in line for line in lines)
