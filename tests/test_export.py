@@ -107,3 +107,18 @@ def test_bundle_runs_in_monais_runner_and_gives_predicts_label_map(checkpoint, c
     assert labels.shape == ours.label.shape
     assert (ours.label > 0).sum() > 100  # a comparison about real foreground
     np.testing.assert_array_equal(labels, ours.label)
+
+
+@pytest.mark.slow
+def test_gpu_sweep_dry_run_goes_end_to_end_on_the_cpu(tmp_path):
+    # benchmarks/gpu.py is meant for one call on a lent GPU; this runs the same path at toy size.
+    import json
+
+    from benchmarks.gpu import main
+
+    out = tmp_path / "gpu_sweep.json"
+    assert main(["--dry-run", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["dry_run"] and len(record["training"]) == 2
+    assert all("step_s_median" in row for row in record["training"]), record["training"]
+    assert record["ssl_augment"] and record["predict_seconds"]["tiny"][0] > 0
