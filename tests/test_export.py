@@ -123,3 +123,17 @@ def test_gpu_sweep_dry_run_goes_end_to_end_on_the_cpu(tmp_path):
     assert record["dry_run"] and len(record["training"]) == 2
     assert all("step_s_median" in row for row in record["training"]), record["training"]
     assert record["ssl_augment"] and record["predict_seconds"]["tiny"][0] > 0
+
+
+def test_onnx_runtime_engine_matches_pytorch_in_the_one_sliding_window(checkpoint):
+    from brainsegfounder.inference.export import OnnxRuntimeNetwork, load_segmentation_module
+    from brainsegfounder.inference.sliding_window import sliding_window_probabilities
+
+    module = load_segmentation_module(checkpoint)
+    torch.manual_seed(1)
+    x = torch.randn(1, 4, 80, 72, 64)
+    with torch.inference_mode():
+        reference = sliding_window_probabilities(x, [module], module.roi_size, 2, 0.5)
+        engine = sliding_window_probabilities(x, [OnnxRuntimeNetwork(module)], module.roi_size, 2, 0.5)
+    assert engine.shape == reference.shape
+    assert float((engine - reference).abs().max()) < 1e-3

@@ -34,9 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from monai.inferers import sliding_window_inference
 
-__all__ = ["BrainBox", "brain_bbox", "infer_in_bbox", "axis_window_starts", "sliding_window_probabilities",
+__all__ = ["BrainBox", "brain_bbox", "infer_in_bbox", "axis_window_starts",
            "cpu_threads", "FAST_OVERLAP", "DEFAULT_MARGIN"]
 
 #: Window overlap of the ``--fast`` preset (the checkpoint's is usually 0.5).
@@ -187,29 +186,6 @@ def infer_in_bbox(image: torch.Tensor, infer_fn: Callable[[torch.Tensor], torch.
     local = tuple(slice(k.start - c.start, k.stop - c.start) for k, c in zip(box.keep, box.crop, strict=True))
     out[(slice(None), slice(None), *box.keep)] = inner[(slice(None), slice(None), *local)]
     return out
-
-
-def sliding_window_probabilities(x: torch.Tensor, net: Callable[[torch.Tensor], torch.Tensor],
-                                 roi_size: int | Sequence[int], sw_batch_size: int, overlap: float,
-                                 bbox: bool = True, margin: int = DEFAULT_MARGIN,
-                                 background: float | Sequence[float] | None = None,
-                                 align: bool = True) -> torch.Tensor:
-    """Sigmoid probabilities of ``x`` ``(1, C, X, Y, Z)`` by MONAI's Gaussian sliding window.
-
-    The drop-in for predict's one ``sliding_window_inference`` call: with ``bbox`` (the default)
-    only the brain's box is run (:func:`infer_in_bbox`; ``background=None`` suits the z-scored
-    input predict passes). Runs under ``torch.inference_mode``.
-    """
-    roi = _triple(roi_size)
-
-    def window(inputs: torch.Tensor) -> torch.Tensor:
-        logits = sliding_window_inference(inputs, roi, sw_batch_size, net, overlap=overlap, mode="gaussian")
-        return torch.sigmoid(logits.float())
-
-    with torch.inference_mode():
-        if not bbox:
-            return window(x)
-        return infer_in_bbox(x, window, roi, overlap, margin, background, align=align)
 
 
 def cpu_threads(threads: int | None = None) -> int:
