@@ -52,7 +52,8 @@ def _example(module, side: int | None = None) -> torch.Tensor:
 def model_card(module) -> dict:
     """Everything needed to use the exported network as predict does (JSON-ready)."""
     scheme: RegionScheme = module.scheme
-    settings = dict(module.preprocessing_settings or {})
+    record = module.preprocessing_record or module.current_preprocessing_record()
+    settings = record.to_dict() if record is not None else {}
     hp = module.hparams
     modalities = settings.get("modalities") or hp.get("modalities")
     return {
@@ -66,9 +67,8 @@ def model_card(module) -> dict:
                     "threshold": float(hp.threshold), "regions": scheme.to_dict()},
         "sliding_window": {"roi_size": list(module.roi_size), "overlap": float(hp.sw_overlap),
                            "sw_batch_size": int(hp.sw_batch_size), "mode": "gaussian"},
-        "network": {"class": "monai.networks.nets.SwinUNETR", "preset": hp.preset,
-                    "feature_size": int(module.net.swinViT.embed_dim) if hasattr(module.net, "swinViT")
-                    else hp.feature_size, "in_channels": int(hp.in_channels),
+        "network": {"class": "monai.networks.nets.SwinUNETR", "preset": module.backbone.preset,
+                    "feature_size": int(module.net.swinViT.embed_dim), "in_channels": int(hp.in_channels),
                     "out_channels": scheme.num_regions},
         PREPROCESSING_KEY: settings,
     }
