@@ -91,3 +91,16 @@ def test_lightning_cli_links_the_record_and_attributes_at_instantiation(brats202
                            "--data.patch_size=64", "--data.validate=off"])
     assert (cli.model.in_channels, cli.model.modalities, tuple(cli.model.roi_size)) == (2, ["t1", "flair"], (64, 64, 64))
     assert PreprocessingRecord.from_dict(cli.model.preprocessing) == cli.datamodule.preprocessing_record
+
+
+def test_a_test_fold_is_neither_trained_on_nor_validated_on_nor_seen_by_stage2(brats2021_root):
+    finetune = SegmentationDataModule(root=str(brats2021_root), fold=0, test_fold=1, **FAST)
+    finetune.setup("fit")
+    train, val, test = ids(finetune.train_cases), ids(finetune.val_cases), ids(finetune.test_cases)
+    assert len(test) == 2 and test == set(finetune.folds[1]) and len(train) == 6
+    assert test.isdisjoint(train | val) and train | val | test == set().union(*map(set, finetune.folds.values()))
+    stage2 = UnlabelledDataModule(root=str(brats2021_root), layout="brats2021", exclude_fold=[0, 1], **FAST)
+    stage2.setup("fit")
+    assert ids(stage2.train_cases) | ids(stage2.val_cases) == train
+    with pytest.raises(Exception, match="test_fold and data.fold are both 0"):
+        SegmentationDataModule(root=str(brats2021_root), fold=0, test_fold=0, **FAST)
