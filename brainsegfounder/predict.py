@@ -24,9 +24,12 @@ region scheme: BraTS 2021 writes 1 (NCR), 2 (ED), 4 (ET); BraTS 2023 1, 2, 3; a 
 Outputs in ``--output``: ``<case_id>.nii.gz`` (what ``brainsegfounder.evaluate`` pairs on),
 ``probabilities/<case_id>.nii.gz`` with ``--probabilities`` (one channel per region, 0..1 stored in
 8 bits), ``volumes.csv`` (mL per region and case) and with ``--png DIR`` one overlay per case.
-Files are written under a temporary name and renamed; the output may not lie inside an input
-case folder; nothing existing is replaced without ``--overwrite``, and cases already written are
-skipped, so an interrupted run resumes where it stopped.
+Before the first case is predicted every voxel of every input is read: a truncated or corrupt file,
+NaN/Inf voxels (unless ``--non_finite zero``) or a constant modality stops the run, naming the
+file. Files are written under a temporary name and renamed; the output may not lie inside an input
+folder or an input case folder's data set root; nothing existing is replaced without
+``--overwrite``, and cases already written are skipped (only files that ``.brainsegfounder.json``
+vouches for), so an interrupted run resumes where it stopped. See docs/predict.md, "Safety".
 
 The work is done by :mod:`brainsegfounder.inference` (inputs, predictor, writers); this module is
 the command. From Python, see :mod:`brainsegfounder.inference.predictor`, or:

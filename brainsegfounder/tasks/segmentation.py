@@ -85,6 +85,13 @@ class SegmentationModule(BackboneTask):
         self.net = self.backbone.segmentation_network(channels, self.scheme.num_regions)
         self.loss_fn = make_loss(loss)
         self.roi_size = as_triple(roi_size)
+        # Validation means over subjects (sum and count synced across DDP ranks). No persistent
+        # state: checkpoints hold the same keys as before.
+        from torchmetrics import MeanMetric
+
+        names = [f"dice_{n.lower()}" for n in self.scheme.names] + ["dice_mean"]
+        names += ["lesion_f1"] if self.scheme.num_regions == 1 else []
+        self.val_means = torch.nn.ModuleDict({f"val_{n}": MeanMetric() for n in names})
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -149,17 +156,14 @@ class SegmentationModule(BackboneTask):
         counted = getattr(sampler, "counted", None)
         weight = torch.tensor([1.0 if counted is None or batch_idx * batch_size + i < counted else 0.0
                                for i in range(batch_size)])
-        if not hasattr(self, "val_means"):
-            # Built on first use (names depend on the scheme); they hold no persistent state, so
-            # checkpoints are unchanged.
-            self.val_means = torch.nn.ModuleDict()
         for name, value in metrics.items():
             key = name.replace("/", "_")
-            if key not in self.val_means:
+            if key not in self.val_means:  # a metric a subclass adds
                 self.val_means[key] = MeanMetric().to(value.device)
             per_subject = value.detach().float().reshape(-1).expand(batch_size) if value.numel() == 1 else value
             self.val_means[key].update(per_subject, weight.to(value.device))
-            self.log(name, self.val_means[key], on_step=False, on_epoch=True, batch_size=batch_size)
+            self.log(name, self.val_means[key], on_step=False, on_epoch=True, batch_size=batch_size,
+                     metric_attribute=f"val_means.{key}")
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup)
