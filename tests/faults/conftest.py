@@ -32,7 +32,9 @@ def write_case(root: Path, case_id: str, seed: int, label: bool = True) -> Path:
         data = (100 + 10 * i + 40 * (distance < 6) + rng.normal(0, 5, SHAPE)).astype(np.float32)
         nib.save(nib.Nifti1Image(data, affine), folder / f"{case_id}_{name}.nii.gz")
     if label:
-        seg = np.where(distance < 3, 4, np.where(distance < 5, 1, np.where(distance < 7, 2, 0))).astype(np.uint8)
+        # Tumour size differs between cases (scale 0.5 to 1.5 over seeds 0-5), so per-case metrics differ.
+        r = distance / (0.5 + 0.2 * (seed % 6))
+        seg = np.where(r < 3, 4, np.where(r < 5, 1, np.where(r < 7, 2, 0))).astype(np.uint8)
         nib.save(nib.Nifti1Image(seg, affine), folder / f"{case_id}_seg.nii.gz")
     return folder
 
