@@ -121,6 +121,10 @@ class BestAndLastCheckpoint(ModelCheckpoint):
             init_args: {monitor: val/dice_mean, mode: max, save_last: true, filename: best-{step}}
     """
 
+    def __init__(self, *args, save_last: bool | None = True, **kwargs):
+        # The class exists to keep last.ckpt right, so it writes one unless told not to.
+        super().__init__(*args, save_last=save_last, **kwargs)
+
     def _refresh_last(self, trainer) -> None:
         # Called only where Lightning skipped: no checkpoint was written at this step yet.
         if self.save_last:

@@ -54,9 +54,11 @@ def test_config_mistakes_are_one_line_and_leave_no_run_folder(fit_root, tmp_path
 
 def test_stage2_without_init_from_is_one_line(fit_root, tmp_path, capsys):
     run = tmp_path / "run"
-    args = _fit_args(fit_root, run, STAGE2, "--model.init_args.backbone.init_from=null")
+    config = tmp_path / "stage2_without_init_from.yaml"
+    config.write_text("".join(line for line in STAGE2.read_text().splitlines(keepends=True) if "init_from:" not in line))
+    args = [*_fit_args(fit_root, run, config), "--data.init_args.val_count=1"]
     args = [a for a in args if not a.startswith("--trainer.limit_val")]
-    _refused(capsys, args, "init_from", roots=[fit_root])
+    _refused(capsys, args, "Stage 2", "set model.backbone.init_from", roots=[fit_root])
     assert not list(run.rglob("version_*"))
 
 
