@@ -30,9 +30,11 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from brainsegfounder.errors import BrainSegFounderError
+from brainsegfounder.errors import BrainSegFounderError, WeightsError
+from brainsegfounder.safe_load import safe_load
 
-__all__ = ["AtomicCheckpointIO", "BestAndLastCheckpoint", "CheckpointError", "find_last_checkpoint", "wandb_run_id_of",
+__all__ = ["AtomicCheckpointIO", "BestAndLastCheckpoint", "CheckpointError", "find_last_checkpoint",
+           "find_readable_last_checkpoint", "wandb_run_id_of",
            "WANDB_RUN_ID_KEY"]
 
 #: Key under which a checkpoint records the W&B run it belongs to (see ``callbacks.RunIdentity``).
@@ -84,6 +86,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.close(dir_fd)
 
 
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's restore, read by :func:`~brainsegfounder.safe_load.safe_load` for local files.
+
+        A file carrying code is refused as such (never run), a corrupt one called corrupt; both as a
+        :class:`CheckpointError` (one line from ``fit``). Remote paths keep Lightning's reader.
+        """
+        fs = get_filesystem(path)
+        if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        try:
+            return safe_load(path, what="--ckpt_path", map_location=map_location or "cpu")
+        except WeightsError as err:
+            raise CheckpointError(str(err)) from None
+
+
 class BestAndLastCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose ``last.ckpt`` is always the last training state, and whose best
     score survives a resume into a new run folder.
@@ -103,6 +120,10 @@ class BestAndLastCheckpoint(ModelCheckpoint):
           - class_path: brainsegfounder.checkpointing.BestAndLastCheckpoint
             init_args: {monitor: val/dice_mean, mode: max, save_last: true, filename: best-{step}}
     """
+
+    def __init__(self, *args, save_last: bool | None = True, **kwargs):
+        # The class exists to keep last.ckpt right, so it writes one unless told not to.
+        super().__init__(*args, save_last=save_last, **kwargs)
 
     def _refresh_last(self, trainer) -> None:
         # Called only where Lightning skipped: no checkpoint was written at this step yet.
@@ -132,13 +153,8 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         super().load_state_dict(state_dict)
 
 
-def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None) -> Path | None:
-    """The newest (by modification time) resumable checkpoint, or ``None`` when there is none.
-
-    Searched: ModelCheckpoint's ``last.ckpt`` (and ``last-v1.ckpt``...) anywhere under ``folders``,
-    and the ``hpc_ckpt_N.ckpt`` files Lightning writes into ``hpc_folder`` (the Trainer's
-    ``default_root_dir``) when SLURM signals a pre-emption.
-    """
+def _resumable(folders: Iterable[str | Path], hpc_folder: str | Path | None) -> list[Path]:
+    """Every resumable checkpoint file, newest (by modification time) first."""
     found: list[Path] = []
     for folder in folders:
         folder = Path(folder)
@@ -146,7 +162,45 @@ def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path |
             found += [p for p in folder.rglob("last*.ckpt") if p.is_file()]
     if hpc_folder is not None and Path(hpc_folder).is_dir():
         found += [p for p in Path(hpc_folder).glob("hpc_ckpt_*.ckpt") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime_ns, default=None)
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None) -> Path | None:
+    """The newest (by modification time) resumable checkpoint, or ``None`` when there is none.
+
+    Searched: ModelCheckpoint's ``last.ckpt`` (and ``last-v1.ckpt``...) anywhere under ``folders``,
+    and the ``hpc_ckpt_N.ckpt`` files Lightning writes into ``hpc_folder`` (the Trainer's
+    ``default_root_dir``) when SLURM signals a pre-emption. The file is not opened; see
+    :func:`find_readable_last_checkpoint`.
+    """
+    return next(iter(_resumable(folders, hpc_folder)), None)
+
+
+def find_readable_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None
+                                  ) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest resumable checkpoint that :func:`~brainsegfounder.safe_load.safe_load` reads, and
+    the newer ones skipped, each with why (corrupt, truncated, carrying code).
+
+    ``--ckpt_path last`` resumes from it, so one damaged ``last.ckpt`` (a full disk, a bad copy)
+    costs the steps since the previous one instead of the run.
+
+    >>> import tempfile, pathlib, os
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> torch.save({"global_step": 3}, folder / "last.ckpt")
+    >>> _ = (folder / "last-v1.ckpt").write_bytes(b"PK broken"); os.utime(folder / "last.ckpt", (1, 1))
+    >>> found, skipped = find_readable_last_checkpoint([folder])
+    >>> found.name, [p.name for p, _ in skipped]
+    ('last.ckpt', ['last-v1.ckpt'])
+    """
+    skipped: list[tuple[Path, str]] = []
+    for path in _resumable(folders, hpc_folder):
+        try:
+            safe_load(path, what="checkpoint")
+        except WeightsError as err:
+            skipped.append((path, str(err)))
+            continue
+        return path, skipped
+    return None, skipped
 
 
 def wandb_run_id_of(path: str | Path) -> str | None:
@@ -157,9 +211,8 @@ def wandb_run_id_of(path: str | Path) -> str | None:
     """
     try:
         # mmap: only the few pages of the pickle header and this key are read, not the weights.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # noqa: BLE001 - any failure means the same thing to the user
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}. Pick another checkpoint "
-                              "(--ckpt_path=/path/to/file.ckpt) or start a new run without --ckpt_path.") from err
+        checkpoint = safe_load(path, what="--ckpt_path", mmap=True)
+    except WeightsError as err:
+        raise CheckpointError(f"{err} Or start a new run without --ckpt_path.") from None
     run_id = checkpoint.get(WANDB_RUN_ID_KEY) if isinstance(checkpoint, dict) else None
     return str(run_id) if run_id else None

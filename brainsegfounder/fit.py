@@ -38,12 +38,14 @@ import logging
 import netrc
 import os
 import re
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from pytorch_lightning import Callback, LightningDataModule, LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelSummary, ProgressBar, RichModelSummary
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
@@ -51,17 +53,23 @@ from brainsegfounder.callbacks import ConfigToLoggers, RunIdentity
 from brainsegfounder.checkpointing import (
     AtomicCheckpointIO,
     CheckpointError,
-    find_last_checkpoint,
+    find_readable_last_checkpoint,
     wandb_run_id_of,
 )
-from brainsegfounder.errors import BrainSegFounderError, ConfigError
+from brainsegfounder.cli import fail
+from brainsegfounder.errors import BrainSegFounderError, ConfigError, WeightsError
+from brainsegfounder.guards import FiniteGuard
 from brainsegfounder.progress import StepProgressBar
 from brainsegfounder.reporting import print_metrics
+from brainsegfounder.safe_load import safe_load
 
 __all__ = ["BrainSegFounderCLI", "main"]
 
 
 _console = Console(stderr=True)
+#: The run folders' entries before this process's latest start (the CLI object does not exist yet
+#: when its constructor raises, so a refused start finds the snapshot here).
+_LAST_SNAPSHOT: dict[str, dict] = {}
 
 
 def _as_list(value: Any) -> list:
@@ -135,6 +143,35 @@ def silence_lightning_noise() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
+_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "Parser key", "- Expected a <class 'NoneType'>",
+          "- Problem with given class_path")
+
+
+def short_parser_error(message: str) -> str:
+    r"""jsonargparse's nested union report as one line: the option's dotted name and the reason.
+
+    >>> short_parser_error('Parser key "data":\n  Errors:\n    - Problem with given class_path \'X\':\n'
+    ...                    '        Parser key "batch_size":\n          Expected a <class \'int\'>. Got value: abc\n'
+    ...                    "    - Expected a <class 'NoneType'>")
+    "data.batch_size: Expected a <class 'int'>. Got value: abc"
+    """
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    reasons = [line.strip().lstrip("- ") for line in message.splitlines()
+               if line.strip() and not line.strip().startswith(_NOISE)]
+    where = ".".join(k for k in keys if k != "init_args")
+    text = "; ".join(dict.fromkeys(reasons)) or message.strip().splitlines()[0]
+    return f"{where}: {text}" if where else text
+
+
+class _ShortErrorParser(LightningArgumentParser):
+    """LightningCLI's parser whose errors are one line (not 80 lines of usage and a nested union report)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        fail(f"{short_parser_error(message)} (see {self.prog} --help)")
+
+
 class BrainSegFounderCLI(LightningCLI):
     """LightningCLI with ``--ckpt_path`` (a file or ``last``), ``--quiet``, and the run safety defaults."""
 
@@ -162,18 +199,11 @@ class BrainSegFounderCLI(LightningCLI):
         return (folders or [root / "lightning_logs"]), root
 
     def before_instantiate_classes(self) -> None:
-        ckpt_path = self.config.get("ckpt_path")
-        if ckpt_path == "last":
-            folders, root = self._run_folders()
-            found = find_last_checkpoint(folders, hpc_folder=root)
-            if found is None:
-                _console.print(f"[yellow]--ckpt_path last:[/] no last.ckpt under {', '.join(map(str, folders))}; "
-                               "starting a new run.", highlight=False)
-            ckpt_path = str(found) if found else None
-            self.config["ckpt_path"] = ckpt_path  # the saved config names the file actually used
-        elif ckpt_path and not Path(ckpt_path).is_file():
-            raise CheckpointError(f"--ckpt_path {ckpt_path} does not exist. Give an existing .ckpt file, "
-                                  "'last' for the newest last.ckpt of this config's run folder, or none.")
+        folders, root = self._run_folders()
+        self.run_folders_before = _LAST_SNAPSHOT["before"] = snapshot_run_folders(folders)
+        check_config(self.config)
+        ckpt_path = self._resolve_ckpt_path(self.config.get("ckpt_path"), folders, root)
+        self.config["ckpt_path"] = ckpt_path  # the saved config names the file actually used
         wandb_entries = [e for e in _as_list((self.config.get("trainer") or {}).get("logger"))
                          if _class_name(e) == "WandbLogger"]
         if not wandb_entries:
@@ -188,6 +218,30 @@ class BrainSegFounderCLI(LightningCLI):
             for entry in wandb_entries:
                 if run_id and not (entry.init_args.get("id") or entry.init_args.get("version")):
                     entry.init_args["id"] = run_id  # WandbLogger resumes it ("allow")
+
+    @staticmethod
+    def _resolve_ckpt_path(ckpt_path: str | None, folders: list[Path], root: Path) -> str | None:
+        """``last`` -> the newest readable last/hpc checkpoint (saying which were skipped); a file is
+        read by safe_load before anything is built, so a refused or corrupt one is one line, not a traceback."""
+        if ckpt_path == "last":
+            found, skipped = find_readable_last_checkpoint(folders, hpc_folder=root)
+            for path, why in skipped:
+                _console.print(f"[yellow]--ckpt_path last:[/] skipped {path}: {why}", highlight=False, soft_wrap=True)
+            if found is None:
+                _console.print(f"[yellow]--ckpt_path last:[/] no readable last.ckpt under "
+                               f"{', '.join(map(str, folders))}; starting a new run.", highlight=False, soft_wrap=True)
+            elif skipped:
+                _console.print(f"[yellow]--ckpt_path last:[/] resuming from {found}", highlight=False, soft_wrap=True)
+            return str(found) if found else None
+        if ckpt_path and not Path(ckpt_path).is_file():
+            raise CheckpointError(f"--ckpt_path {ckpt_path} does not exist. Give an existing .ckpt file, "
+                                  "'last' for the newest last.ckpt of this config's run folder, or none.")
+        if ckpt_path:
+            try:
+                safe_load(ckpt_path, what="--ckpt_path")
+            except WeightsError as err:
+                raise CheckpointError(str(err)) from None
+        return ckpt_path
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -207,6 +261,8 @@ class BrainSegFounderCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         given = _as_list(config.get("callbacks"))
         callbacks = [*callbacks, RunIdentity()]
+        if not any(isinstance(c, FiniteGuard) for c in given):
+            callbacks.append(FiniteGuard())  # a NaN loss stops the run before any checkpoint saves it
         if self.config.get("quiet"):
             config["enable_progress_bar"] = False
             config["enable_model_summary"] = False
@@ -221,6 +277,78 @@ class BrainSegFounderCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config["plugins"] = [*plugins, AtomicCheckpointIO()]
         return super()._instantiate_trainer(config, callbacks)
+
+
+# -- refused starts: one line, and nothing left behind ----------------------------------------------
+def _config_value(config, dotted: str):
+    node = config
+    for key in dotted.split("."):
+        node = node.get(key) if hasattr(node, "get") else getattr(node, key, None)
+        if node is None:
+            return None
+    return node
+
+
+def check_config(config) -> None:
+    """Mistakes that would otherwise surface as a traceback deep inside PyTorch, said up front.
+
+    >>> check_config({"data": {"init_args": {"batch_size": 2, "patch_size": 96}}})
+    >>> check_config({"data": {"init_args": {"patch_size": [96, 96, 50]}}})
+    Traceback (most recent call last):
+    brainsegfounder.errors.ConfigError: data.patch_size [96, 96, 50]: every side must be a multiple of 32 and at least 64 (the Swin UNETR halves it 5 times), e.g. 64 or 96.
+    """
+    for key in ("batch_size", "samples_per_volume", "queue_length"):
+        value = _config_value(config, f"data.init_args.{key}")
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ConfigError(f"data.{key} is {value!r}; it must be a whole number of at least 1.")
+    patch = _config_value(config, "data.init_args.patch_size")
+    if patch is not None:
+        sides = list(patch) if isinstance(patch, list | tuple) else [patch]
+        if any(not isinstance(v, int) or v % 32 or v < 64 for v in sides):
+            raise ConfigError(f"data.patch_size {patch}: every side must be a multiple of 32 and at least 64 "
+                              "(the Swin UNETR halves it 5 times), e.g. 64 or 96.")
+
+
+def snapshot_run_folders(folders: list[Path]) -> dict[Path, set[Path]]:
+    """The entries of each run folder now, so a refused start can tell which ``version_N`` it made."""
+    return {f: set(f.iterdir()) if f.is_dir() else set() for f in folders}
+
+
+def remove_refused_start(before: dict[Path, set[Path]], started: float) -> list[Path]:
+    """Remove what a run that never trained left in its run folders; returns what was removed.
+
+    Only entries that were not there before this run and hold nothing older than its start (nothing
+    another run wrote) and no checkpoint are removed; a run folder this run created goes too when
+    that leaves it empty.
+    """
+    removed = []
+    for folder, earlier in before.items():
+        if not folder.is_dir():
+            continue
+        for entry in sorted(set(folder.iterdir()) - earlier):
+            files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+            if any(p.suffix == ".ckpt" or p.stat().st_mtime < started - 1 for p in files):
+                continue
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            removed.append(entry)
+        if not earlier and not any(folder.iterdir()):
+            folder.rmdir()
+            removed.append(folder)
+    return removed
+
+
+def _config_mistake(err: BaseException) -> str | None:
+    """The user-facing reason inside an exception jsonargparse raised while building a class."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, BrainSegFounderError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    if type(err).__module__.startswith("jsonargparse") or "Does not validate against" in str(err):
+        reasons = [line.strip()[2:] for line in str(err).splitlines()
+                   if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line]
+        return "; ".join(reasons) or str(err).splitlines()[0]
+    return None
 
 
 def report_best(cli: LightningCLI) -> dict[str, float]:
@@ -312,20 +440,32 @@ def main(args: list[str] | None = None) -> BrainSegFounderCLI:
             sys.argv[1:] = nest_backbone_flags(given)  # LightningCLI reads sys.argv itself
         else:
             args = nest_backbone_flags(given)
+    started, cli = time.time(), None
+    _LAST_SNAPSHOT.clear()
     try:
-        cli = BrainSegFounderCLI(
-            LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-            run=False, args=args, save_config_callback=ConfigToLoggers, save_config_kwargs={"overwrite": False},
-            parser_kwargs={"default_env": False, **FULL_HELP},
-            # The data modules shard their own loaders (the patch queue must not be wrapped).
-            trainer_defaults={"use_distributed_sampler": False},
-        )
+        try:
+            cli = BrainSegFounderCLI(
+                LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                run=False, args=args, save_config_callback=ConfigToLoggers, save_config_kwargs={"overwrite": False},
+                parser_kwargs={"default_env": False, **FULL_HELP}, parser_class=_ShortErrorParser,
+                # The data modules shard their own loaders (the patch queue must not be wrapped).
+                trainer_defaults={"use_distributed_sampler": False},
+            )
+        except (ValueError, TypeError) as err:  # jsonargparse wraps the classes' own errors
+            reason = _config_mistake(err)
+            if reason is None:
+                raise
+            raise ConfigError(reason) from None
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
         cli.best_metrics = report_best(cli)
         _finish_wandb()
     except BrainSegFounderError as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(2)
+        _finish_wandb()
+        before = getattr(cli, "run_folders_before", None) if cli is not None else _LAST_SNAPSHOT.get("before")
+        trained = cli is not None and cli.trainer is not None and cli.trainer.global_step > 0
+        if before and not trained:
+            remove_refused_start(before, started)
+        fail(err)
     return cli
 
 

@@ -24,9 +24,12 @@ region scheme: BraTS 2021 writes 1 (NCR), 2 (ED), 4 (ET); BraTS 2023 1, 2, 3; a 
 Outputs in ``--output``: ``<case_id>.nii.gz`` (what ``brainsegfounder.evaluate`` pairs on),
 ``probabilities/<case_id>.nii.gz`` with ``--probabilities`` (one channel per region, 0..1 stored in
 8 bits), ``volumes.csv`` (mL per region and case) and with ``--png DIR`` one overlay per case.
-Files are written under a temporary name and renamed; the output may not lie inside an input
-case folder; nothing existing is replaced without ``--overwrite``, and cases already written are
-skipped, so an interrupted run resumes where it stopped.
+Before the first case is predicted every voxel of every input is read: a truncated or corrupt file,
+NaN/Inf voxels (unless ``--non_finite zero``) or a constant modality stops the run, naming the
+file. Files are written under a temporary name and renamed; the output may not lie inside an input
+folder or an input case folder's data set root; nothing existing is replaced without
+``--overwrite``, and cases already written are skipped (only files that ``.brainsegfounder.json``
+vouches for), so an interrupted run resumes where it stopped. See docs/predict.md, "Safety".
 
 The work is done by :mod:`brainsegfounder.inference` (inputs, predictor, writers); this module is
 the command. From Python, see :mod:`brainsegfounder.inference.predictor`, or:
@@ -43,6 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from brainsegfounder.cli import command
+from brainsegfounder.errors import ConfigError, DataError
 
 __all__ = ["main", "predict"]
 
@@ -82,6 +86,7 @@ def predict(
     precision: str = "32",
     layout: str | None = None,
     modalities: list[str] | None = None,
+    non_finite: str = "refuse",
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
@@ -106,33 +111,38 @@ def predict(
         precision: 32, or bf16 (autocast, for GPUs).
         layout: force a data set layout (default: detect).
         modalities: modality names in channel order, for checkpoints that do not record them.
+        non_finite: NaN/Inf voxels in an input: refuse (stop before predicting, naming the file and
+            the count) or zero (replace them by 0, say so, and count them in volumes.csv).
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from brainsegfounder.data.validation import validate_cases
     from brainsegfounder.inference import writers
     from brainsegfounder.inference.inputs import find_inputs
     from brainsegfounder.inference.predictor import Predictor
 
+    if non_finite not in ("refuse", "zero"):
+        raise ConfigError(f"--non_finite {non_finite!r}: choose refuse (the default) or zero.")
     console = console or Console(stderr=True)
     output = Path(output).expanduser()
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities)
     cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None)
+    png_dir = Path(png).expanduser() if png is not None else None
     writers.check_output(output, [Path(p) for p in input], cases)
-    # Headers of every case before any work: a broken or mismatched file stops the run up front.
-    validate_cases(cases, read_data=False)
+    if png_dir is not None:
+        writers.check_output(png_dir, [Path(p) for p in input], cases)
+    writers.ensure_writable(output)
+    non_finite_counts = _check_inputs(cases, predictor, non_finite, console)
 
-    columns = [f"{name}_ml" for name in predictor.scheme.names]
+    columns = [f"{name}_ml" for name in predictor.scheme.names] + (["non_finite_voxels"] if non_finite == "zero" else [])
     volumes_path = output / writers.VOLUMES_FILE
-    output.mkdir(parents=True, exist_ok=True)
     partial_dir = output / writers.PARTIAL_FOLDER
     volumes = writers.read_volumes(volumes_path, columns, overwrite)
-    png_dir = Path(png).expanduser() if png is not None else None
+    record = writers.OutputRecord(output)
 
     def targets(case_id: str) -> list[Path]:
         paths = [output / f"{case_id}.nii.gz"]
@@ -142,36 +152,50 @@ def predict(
             paths.append(png_dir / f"{case_id}.png")
         return paths
 
+    digests = {c.subject_id: writers.inputs_digest(c) for c in cases}
+    if not overwrite:
+        _check_existing(cases, targets, record, digests)
     todo = [c for c in cases if overwrite or not all(p.exists() for p in targets(c.subject_id))]
     skipped = [c for c in cases if c not in todo]
-    if probabilities:
-        (output / writers.PROBABILITY_FOLDER).mkdir(exist_ok=True)
     columns_progress = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns_progress, console=console, transient=True) as progress:
-        task = progress.add_task("predicting", total=len(todo))
-        for case in todo:
-            progress.update(task, description=f"predicting {escape(case.subject_id)}")
-            label_path, *_ = paths = targets(case.subject_id)
-            result = predictor.predict_case(case, keep_image=png_dir is not None)
-            for path in paths:
-                if path.exists() and not overwrite:
-                    continue  # a file of an earlier run: kept; only the missing ones are written
-                if path == label_path:
-                    writers.write_label(result, path, partial_dir)
-                elif path.suffix == ".png":
-                    writers.write_overlay(result, predictor.scheme, path)
-                else:
-                    writers.write_probabilities(result, path, partial_dir)
-            volumes[case.subject_id] = writers.region_volumes(result.label, predictor.scheme, result.spacing)
-            # Rewritten after every case, so an interrupted run leaves a consistent table behind.
-            writers.write_volumes(volumes_path, volumes, columns, partial_dir)
-            progress.advance(task)
-    for case in skipped:
-        if case.subject_id not in volumes:
-            volumes[case.subject_id] = writers.volumes_from_file(output / f"{case.subject_id}.nii.gz",
-                                                                 predictor.scheme)
-    writers.write_volumes(volumes_path, volumes, columns, partial_dir)
-    shutil.rmtree(partial_dir, ignore_errors=True)
+    try:
+        if probabilities:
+            (output / writers.PROBABILITY_FOLDER).mkdir(exist_ok=True)
+        with Progress(*columns_progress, console=console, transient=True) as progress:
+            task = progress.add_task("predicting", total=len(todo))
+            for case in todo:
+                sid = case.subject_id
+                progress.update(task, description=f"predicting {escape(sid)}")
+                label_path, *_ = paths = targets(sid)
+                result = predictor.predict_case(case, keep_image=png_dir is not None)
+                for path in paths:
+                    if path.exists() and not overwrite:
+                        continue  # a file of an earlier run (vouched for by the record): kept
+                    if path == label_path:
+                        writers.write_label(result, path, partial_dir)
+                    elif path.suffix == ".png":
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        writers.write_overlay(result, predictor.scheme, path)
+                    else:
+                        writers.write_probabilities(result, path, partial_dir)
+                    record.add(path, sid, digests[sid])
+                volumes[sid] = writers.region_volumes(result.label, predictor.scheme, result.spacing)
+                if non_finite == "zero":
+                    volumes[sid]["non_finite_voxels"] = non_finite_counts.get(sid, 0)
+                # Rewritten after every case, so an interrupted run leaves a consistent table behind.
+                record.save(partial_dir)
+                writers.write_volumes(volumes_path, volumes, columns, partial_dir)
+                progress.advance(task)
+        for case in skipped:
+            if case.subject_id not in volumes:
+                volumes[case.subject_id] = writers.volumes_from_file(output / f"{case.subject_id}.nii.gz",
+                                                                     predictor.scheme)
+        writers.write_volumes(volumes_path, volumes, columns, partial_dir)
+    except OSError as err:  # a folder that could not be made (the file writes say their own)
+        raise DataError(f"cannot write into {output}: {err.strerror or err}. Free space or choose another "
+                        "--output; finished cases are kept.") from None
+    finally:
+        shutil.rmtree(partial_dir, ignore_errors=True)
 
     if skipped:
         console.print(f"skipped {len(skipped)} case(s) already predicted in {output} "
@@ -179,6 +203,87 @@ def predict(
     console.print(f"wrote {len(todo)} prediction(s) to {output} and volumes to {volumes_path}"
                   + (f", overlays to {png_dir}" if png_dir is not None else ""), soft_wrap=True)
     return volumes
+
+
+def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:
+    """Read every voxel of every case before any is predicted; returns NaN/Inf counts replaced by 0.
+
+    A truncated file, NaN/Inf voxels (unless ``--non_finite zero``) or a constant modality stops the
+    run here, naming the file, instead of a plausible but wrong segmentation later.
+    """
+    from brainsegfounder.data.validation import validate_cases
+
+    # The seam for networks trained to accept missing modalities: they will take a constant
+    # (all-zero) image as "missing" and set this from the checkpoint; today every modality is needed.
+    allow_constant = bool(getattr(predictor, "accepts_missing_modalities", False))
+    validate_cases(cases, read_data=True, allow_non_finite=non_finite == "zero", allow_constant=allow_constant)
+    _check_gzip_streams(cases)
+    if non_finite != "zero":
+        return {}
+    counts = {c.subject_id: _non_finite_voxels(c) for c in cases}
+    for sid, count in counts.items():
+        if count:
+            console.print(f"[yellow]--non_finite zero:[/] subject {sid}: {count} NaN/Inf voxel(s) replaced by 0 "
+                          "(column non_finite_voxels of volumes.csv)", highlight=False, soft_wrap=True)
+    _replace_non_finite(predictor)
+    return counts
+
+
+def _check_gzip_streams(cases) -> None:
+    """Each .nii.gz read to its end: nibabel stops after the last voxel, before the gzip trailer, so
+    a corrupted stream whose damage still inflates would pass unseen; the trailer's CRC finds it."""
+    import gzip
+    import zlib
+
+    for case in cases:
+        for name, path in case.images.items():
+            if not str(path).endswith(".gz"):
+                continue
+            try:
+                with gzip.open(path, "rb") as stream:
+                    while stream.read(1 << 22):
+                        pass
+            except (OSError, EOFError, zlib.error) as err:
+                raise DataError(f"subject {case.subject_id}: {name} file {path} is corrupt ({err}); its voxels "
+                                "cannot be trusted. Download or convert it again.") from None
+
+
+def _non_finite_voxels(case) -> int:
+    import nibabel as nib
+    import numpy as np
+
+    return sum(int(np.size(d) - np.count_nonzero(np.isfinite(d)))
+               for d in (np.asanyarray(nib.load(str(p)).dataobj) for p in case.images.values()))
+
+
+def _replace_non_finite(predictor) -> None:
+    """Prepend NaN/Inf -> 0 to the predictor's preprocessing (asked for with ``--non_finite zero``)."""
+    import torch
+    import torchio as tio
+
+    preprocessing = predictor.transform
+
+    def transform() -> tio.Compose:
+        zero = tio.Lambda(lambda t: torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0), types_to_apply=[tio.INTENSITY])
+        return tio.Compose([zero, *preprocessing().transforms], copy=False)
+
+    predictor.transform = transform
+
+
+def _check_existing(cases, targets, record, digests) -> None:
+    """Refuse (before any work) existing files with an output's name that this tool did not write as they are."""
+    problems = []
+    for case in cases:
+        for path in targets(case.subject_id):
+            if path.exists() and path.suffix != ".png":  # pictures are not measured from, and not recorded by hash
+                why = record.problem(path, digests[case.subject_id])
+                if why:
+                    problems.append(f"{path}: {why}")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DataError(f"--output already holds {len(problems)} file(s) with prediction names that cannot be "
+                        f"trusted: {'; '.join(problems[:5])}{more}. Move them away, choose another --output, "
+                        "or pass --overwrite to replace them.")
 
 
 def shell_style(argv: Sequence[str]) -> list[str]:

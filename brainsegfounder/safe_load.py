@@ -54,9 +54,10 @@ def _numpy_globals() -> list:
 #: What :func:`safe_load` allows beyond torch's own weights-only set.
 ALLOWED_NUMPY_GLOBALS = _numpy_globals()
 
+# "Unsupported operand N" is not here: it is what a file that is no pickle at all (text, a
+# truncated header) produces, so it is called corrupt, not code-carrying.
 _REFUSED = (re.compile(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked", re.IGNORECASE),
-            re.compile(r"Unsupported global: GLOBAL (\S+)"),
-            re.compile(r"Unsupported operand (\d+)"))
+            re.compile(r"Unsupported global: GLOBAL (\S+)"))
 
 
 def safe_load(path: str | Path, what: str = "checkpoint", map_location: Any = "cpu", mmap: bool = False) -> Any:

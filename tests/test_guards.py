@@ -8,6 +8,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.guards import FiniteGuard, NonFiniteError
+from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 
 
@@ -18,7 +19,7 @@ def test_all_zero_modality_stops_training_and_leaves_no_checkpoint(brats2021_cop
         image = nib.load(path)
         nib.save(nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine), path)
     pl.seed_everything(0)
-    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, roi_size=64, lr=1e-3)
+    model = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), in_channels=4, roi_size=64, lr=1e-3)
     data = SegmentationDataModule(root=str(brats2021_copy), patch_size=64, batch_size=1, samples_per_volume=1,
                                   queue_length=2, num_workers=0, validate="off")
     ckpt_dir = tmp_path / "ckpts"

@@ -12,6 +12,7 @@ import torch
 
 from brainsegfounder.checkpointing import BestAndLastCheckpoint
 from brainsegfounder.data.datamodule import SegmentationDataModule
+from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 
 
@@ -26,7 +27,7 @@ def _trainer(tmp_path, run: str, max_steps: int) -> tuple[pl.Trainer, BestAndLas
 
 def _parts(root):
     # lr 0: every validation scores the same, so only the first one is a "best" (ties do not improve).
-    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, roi_size=64, lr=0.0, sw_overlap=0.0)
+    model = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), in_channels=4, roi_size=64, lr=0.0, sw_overlap=0.0)
     data = SegmentationDataModule(root=str(root), patch_size=64, batch_size=1, samples_per_volume=1, queue_length=2,
                                   num_workers=0, validate="off", n_folds=5)
     return model, data

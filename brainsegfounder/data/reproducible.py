@@ -36,7 +36,7 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["QueueLoader", "epoch_seed", "shard_for_ranks"]
+__all__ = ["CountOnceSampler", "QueueLoader", "epoch_seed", "shard_for_ranks"]
 
 
 def epoch_seed(seed: int, step: int, rank: int) -> int:
@@ -99,12 +99,33 @@ class QueueLoader(DataLoader):
         return super().__iter__()
 
 
-def shard_for_ranks(dataset: Dataset, world_size: int, rank: int) -> DistributedSampler | None:
+class CountOnceSampler(DistributedSampler):
+    """``DistributedSampler`` (no shuffling) that knows which of its items are padding.
+
+    All ranks must run the same number of validation steps (under DDP each step's forward
+    synchronises buffers, so a rank with one step more would wait for ever), so the last share is
+    padded by repeating a few items, as ``DistributedSampler`` does. ``counted`` is how many of
+    this rank's items come first and are its own; the rest repeat another rank's subjects and are
+    given weight 0 in the metrics, so every subject counts exactly once in the synced mean.
+
+    >>> [list(CountOnceSampler(range(3), num_replicas=2, rank=r)) for r in (0, 1)]
+    [[0, 2], [1, 0]]
+    >>> [CountOnceSampler(range(3), num_replicas=2, rank=r).counted for r in (0, 1)]
+    [2, 1]
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        n = len(dataset)
+        self.counted = max(0, -(-(n - rank) // num_replicas))
+
+
+def shard_for_ranks(dataset: Dataset, world_size: int, rank: int) -> CountOnceSampler | None:
     """A sampler giving rank ``rank`` its own share of ``dataset`` for evaluation, or None on one process.
 
-    No shuffling; ``DistributedSampler`` pads the last share by repeating a few items so all ranks
-    run the same number of steps (those items count twice in the synced mean).
+    Shares are padded to equal length (equal step counts: no rank waits for ever); the padding is
+    marked (:class:`CountOnceSampler` ``.counted``) so metrics weight repeated subjects 0.
     """
     if world_size <= 1:
         return None
-    return DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+    return CountOnceSampler(dataset, num_replicas=world_size, rank=rank)

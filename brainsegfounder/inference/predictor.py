@@ -38,11 +38,22 @@ __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
 
 def load_segmentation(path: str | Path, device: torch.device):
-    """A segmentation checkpoint as an eval-mode module on ``device`` (``weights_only``; old formats too)."""
+    """A segmentation checkpoint as an eval-mode module on ``device`` (``weights_only``; old formats too).
+
+    Read by :func:`~brainsegfounder.safe_load.safe_load` (a file carrying code is refused as such,
+    never run); weights holding NaN/Inf are refused by name, since they would segment nothing.
+    """
     # Imported here: Lightning and the network are only needed once checkpoints are read.
+    from brainsegfounder.safe_load import non_finite_tensors
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
-    return SegmentationModule.from_checkpoint(path, map_location=device).eval()
+    module = SegmentationModule.from_checkpoint(path, map_location=device).eval()
+    bad = non_finite_tensors(module.state_dict())
+    if bad:
+        name, count = next(iter(bad.items()))
+        raise WeightsError(f"--ckpt {path} holds NaN/Inf in {len(bad)} weight tensor(s) (e.g. {name}: {count} "
+                           "values), so it cannot segment anything; pick a checkpoint from before the run diverged.")
+    return module
 
 
 def _record(module) -> PreprocessingRecord | None:

@@ -1,12 +1,35 @@
 """Writing predictions: label maps, probabilities and ``volumes.csv``, every file atomically.
 
 Each file is written under a temporary name in ``<output>/.partial`` and renamed into place, so an
-interrupted run never leaves a truncated file where a finished one is expected.
+interrupted run never leaves a truncated file where a finished one is expected. A write that fails
+(a full disk, a read-only folder) removes its temporary file and is one :class:`DataError` line.
+
+Every file written is recorded in ``<output>/.brainsegfounder.json`` (:class:`OutputRecord`) with
+its sha256 and a digest of the inputs it came from; a rerun trusts (skips) an existing output only
+if the record vouches for it, so a foreign, truncated or edited file carrying an output's name is
+never taken for a prediction.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (out / "case1.nii.gz").write_bytes(b"label"); record = OutputRecord(out)
+    >>> record.problem(out / "case1.nii.gz", "inputs-digest")
+    'not written by brainsegfounder.predict'
+    >>> record.add(out / "case1.nii.gz", "case1", "inputs-digest"); record.save()
+    >>> OutputRecord(out).problem(out / "case1.nii.gz", "inputs-digest") is None
+    True
+    >>> _ = (out / "case1.nii.gz").write_bytes(b"lab")
+    >>> OutputRecord(out).problem(out / "case1.nii.gz", "inputs-digest")
+    'changed since it was written (truncated or edited)'
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,26 +39,109 @@ import numpy as np
 import torch
 
 from brainsegfounder.data.layouts import CaseFiles
+from brainsegfounder.data.layouts.base import is_nifti
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.errors import BrainSegFounderError
+from brainsegfounder.errors import BrainSegFounderError, DataError
 from brainsegfounder.inference.predictor import CasePrediction
 from brainsegfounder.metrics import volume_ml
 
-__all__ = ["PARTIAL_FOLDER", "PROBABILITY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes", "region_volumes",
+__all__ = ["RECORD_FILE", "OutputRecord", "ensure_writable", "file_sha256", "inputs_digest", "PARTIAL_FOLDER", "PROBABILITY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes", "region_volumes",
            "volumes_from_file", "write_label", "write_overlay", "write_probabilities", "write_volumes"]
 
 PROBABILITY_FOLDER = "probabilities"
 VOLUMES_FILE = "volumes.csv"
 PARTIAL_FOLDER = ".partial"
+RECORD_FILE = ".brainsegfounder.json"
 
+
+def _write_error(path: Path, err: OSError) -> DataError:
+    if err.errno == errno.ENOSPC:
+        why = "the disk is full"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "the folder is not writable"
+    else:
+        why = err.strerror or type(err).__name__
+    return DataError(f"cannot write {path}: {why} ({err.strerror or err}). No partial file was left; free space "
+                     "or choose another --output, then run again (finished cases are kept).")
+
+
+def _atomic(path: Path, partial_dir: Path, write) -> None:
+    """``write(temporary)`` then rename onto ``path``; on failure the temporary file is removed."""
+    temporary = partial_dir / f"{os.getpid()}-{path.name}"
+    try:
+        partial_dir.mkdir(parents=True, exist_ok=True)
+        write(temporary)
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise _write_error(path, err) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _atomic_save(image: nib.Nifti1Image, path: Path, partial_dir: Path) -> None:
     """Write under a temporary name in the output folder, then rename: never a truncated file in place."""
-    partial_dir.mkdir(parents=True, exist_ok=True)
-    temporary = partial_dir / f"{os.getpid()}-{path.name}"
-    nib.save(image, temporary)
-    os.replace(temporary, path)
+    _atomic(path, partial_dir, lambda temporary: nib.save(image, temporary))
+
+
+def ensure_writable(output: Path) -> None:
+    """Create ``output`` and write and remove a probe file in it, before any case is predicted."""
+    probe = output / f".probe-{os.getpid()}"
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+        raise _write_error(output, err) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inputs_digest(case: CaseFiles) -> str:
+    """One sha256 over a case's input files (modality names and contents), to tell when they changed."""
+    return hashlib.sha256(json.dumps({m: file_sha256(p) for m, p in case.images.items()}).encode()).hexdigest()
+
+
+class OutputRecord:
+    """``<output>/.brainsegfounder.json``: every file predict wrote, its sha256 and its inputs' digest."""
+
+    def __init__(self, output: Path):
+        self.output = Path(output)
+        self.path = self.output / RECORD_FILE
+        try:
+            self.files: dict[str, dict] = json.loads(self.path.read_text()).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            self.files = {}  # no record (or a broken one): nothing in the folder is vouched for
+
+    def _key(self, path: Path) -> str:
+        return Path(path).relative_to(self.output).as_posix() if self.output in Path(path).parents else str(path)
+
+    def problem(self, path: Path, digest: str) -> str | None:
+        """Why the existing ``path`` cannot be trusted as this case's prediction (None: it can)."""
+        entry = self.files.get(self._key(path))
+        if entry is None:
+            return "not written by brainsegfounder.predict"
+        if file_sha256(path) != entry.get("sha256"):
+            return "changed since it was written (truncated or edited)"
+        if entry.get("inputs") != digest:
+            return "predicted from other input files than today's"
+        return None
+
+    def add(self, path: Path, case_id: str, digest: str) -> None:
+        self.files[self._key(path)] = {"case_id": case_id, "sha256": file_sha256(path), "inputs": digest}
+
+    def save(self, partial_dir: Path | None = None) -> None:
+        text = json.dumps({"format": 1, "files": dict(sorted(self.files.items()))}, indent=1)
+        _atomic(self.path, partial_dir or self.output / PARTIAL_FOLDER, lambda t: t.write_text(text))
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header, dtype) -> nib.Nifti1Image:
@@ -70,15 +176,20 @@ def volumes_from_file(path: Path, scheme: RegionScheme) -> dict[str, float]:
 
 
 def write_volumes(path: Path, rows: dict[str, dict[str, float]], columns: list[str], partial_dir: Path) -> None:
-    """``volumes.csv``: one row per case id (sorted), mL per region with 4 decimals."""
-    partial_dir.mkdir(parents=True, exist_ok=True)
-    temporary = partial_dir / f"{os.getpid()}-{path.name}"
-    with temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["case_id", *columns])
-        writer.writeheader()
-        for case_id in sorted(rows):
-            writer.writerow({"case_id": case_id, **{c: f"{rows[case_id][c]:.4f}" for c in columns}})
-    os.replace(temporary, path)
+    """``volumes.csv``: one row per case id (sorted), mL per region with 4 decimals (counts as integers)."""
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["case_id", *columns])
+            writer.writeheader()
+            for case_id in sorted(rows):
+                writer.writerow({"case_id": case_id, **{c: _cell(c, rows[case_id].get(c, 0)) for c in columns}})
+
+    _atomic(path, partial_dir, write)
+
+
+def _cell(column: str, value: float) -> str:
+    return f"{value:.4f}" if column.endswith("_ml") else str(int(value))
 
 
 def read_volumes(path: Path, columns: list[str], overwrite: bool) -> dict[str, dict[str, float]]:
@@ -87,26 +198,48 @@ def read_volumes(path: Path, columns: list[str], overwrite: bool) -> dict[str, d
         return {}
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames != ["case_id", *columns]:
+        regions = [c for c in columns if c.endswith("_ml")]
+        # The optional count columns (non_finite_voxels) may come and go between runs; regions may not.
+        if [c for c in (reader.fieldnames or []) if c.endswith("_ml")] != regions or (reader.fieldnames or [""])[0] != "case_id":
             raise BrainSegFounderError(
                 f"{path} exists with columns {reader.fieldnames}, not {['case_id', *columns]} (another task's "
                 "predictions?). Choose another --output, or pass --overwrite to replace it.")
-        return {row["case_id"]: {c: float(row[c]) for c in columns} for row in reader}
+        return {row["case_id"]: {c: float(row.get(c) or 0) for c in columns} for row in reader}
 
 
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _holds_cases(folder: Path, besides: set[Path]) -> bool:
+    """Whether ``folder`` has sub-folders with NIfTI files other than ``besides`` (it is a data set root)."""
+    try:
+        return any(p.is_dir() and p.resolve() not in besides and any(is_nifti(f) for f in p.iterdir())
+                   for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def check_output(output: Path, inputs: Sequence[Path], cases: list[CaseFiles]) -> None:
-    """Refuse an output folder inside an input folder, or one that is a file."""
+    """Refuse an output folder inside an input folder or an input data set root, or one that is a file.
+
+    A case folder's parent counts as its data set root: predicting one case folder of a data set
+    into the data set's root (or into a new folder beside the other cases) would mix predictions
+    with the data, and later readers of the root would take them for cases.
+    """
     output = output.expanduser().resolve()
-    folders = {Path(p).expanduser().resolve().parent for case in cases for p in case.images.values()}
-    folders |= {Path(p).expanduser().resolve() for p in inputs if Path(p).is_dir()}
+    case_folders = {Path(p).expanduser().resolve().parent for case in cases for p in case.images.values()}
+    folders = case_folders | {Path(p).expanduser().resolve() for p in inputs if Path(p).is_dir()}
     for folder in sorted(folders):
         if _inside(output, folder):
             raise BrainSegFounderError(f"--output {output} lies inside the input folder {folder}; predictions "
                                        "are never written among the input data. Choose a folder elsewhere.")
+    roots = {f.parent for f in case_folders if f.parent != f} - folders
+    for root in sorted(roots):
+        if output == root or (_inside(output, root) and _holds_cases(root, folders | {output})):
+            raise BrainSegFounderError(f"--output {output} lies in {root}, the data set root of the input case "
+                                       "folder(s); predictions are never written among the input data. Choose a "
+                                       "folder outside it.")
     if output.exists() and not output.is_dir():
         raise BrainSegFounderError(f"--output {output} exists and is not a folder; choose a folder.")
 

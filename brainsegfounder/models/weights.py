@@ -1,6 +1,6 @@
 """The one weight-import path: any checkpoint this project or the original release wrote -> a network.
 
-:func:`load_pretrained` reads a file with ``torch.load(weights_only=True)`` and copies its tensors
+:func:`load_pretrained` reads a file with :func:`~brainsegfounder.safe_load.safe_load` (``weights_only``) and copies its tensors
 into a MONAI ``SwinUNETR`` (fine-tuning), an :class:`~brainsegfounder.models.ssl_heads.SSLHeads`
 (Stage 1 / Stage 2) or a bare ``SwinTransformer`` encoder. It understands:
 
@@ -28,8 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import pickle
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from brainsegfounder.errors import WeightsError
+from brainsegfounder.safe_load import non_finite_tensors, safe_load
 
 __all__ = ["ImportReport", "load_pretrained", "read_checkpoint", "canonical_key", "adapt_input_channels",
            "INPUT_CONVOLUTIONS", "SSL_HEAD_PREFIXES", "UKB_TO_BRATS"]
@@ -106,30 +105,15 @@ class ImportReport:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(state_dict, hyper_parameters)`` of a checkpoint, read with ``torch.load(weights_only=True)``.
+    """``(state_dict, hyper_parameters)`` of a checkpoint, read by :func:`~brainsegfounder.safe_load.safe_load`.
 
     Accepts a Lightning checkpoint, a dict holding ``"state_dict"`` (or ``"model"``), or a bare
-    state dict. Raises :class:`WeightsError` for a missing file, a pickle that ``weights_only``
-    refuses, or a file without tensors.
+    state dict; numpy scalars beside it (a MONAI-style ``best_acc``) are fine. Raises
+    :class:`WeightsError` for a missing, corrupt or code-carrying file (said as such), a file without
+    tensors, or tensors holding NaN/Inf (named), which would otherwise train on NaN from step 0.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist. Check model.init_from.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if refused is None:  # not a pickle of tensors at all
-            raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint (it is not a torch "
-                               "pickle, or it is truncated); download or copy it again.") from None
-        raise WeightsError(
-            f"weights file {path} holds a Python object ({refused[1]}) that a safe load refuses: only tensors "
-            "and plain containers are read, since unpickling can run code. Re-save it as tensors: load it "
-            "where you trust it and run torch.save({'state_dict': model.state_dict()}, 'clean.pt')."
-        ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise WeightsError(f"weights file {path} cannot be read as a torch checkpoint ({type(err).__name__}: "
-                           f"{err}). It may be truncated; download or copy it again.") from None
+    obj = safe_load(path, what="weights file (model.backbone.init_from)")
     hparams: dict = {}
     if isinstance(obj, Mapping):
         hparams = dict(obj.get("hyper_parameters") or {})
@@ -140,7 +124,14 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"weights file {path} holds no state dict (expected a dict of tensors, or a dict "
                            "with a 'state_dict' entry).")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, hparams
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    bad = non_finite_tensors(state)
+    if bad:
+        shown = ", ".join(f"{k} ({n} values)" for k, n in list(bad.items())[:3])
+        raise WeightsError(f"weights file {path} holds NaN/Inf in {len(bad)} of {len(state)} tensors (e.g. {shown}); "
+                           "it was not imported. It comes from a diverged run or a broken copy: use an earlier "
+                           "checkpoint or download the file again.")
+    return state, hparams
 
 
 def canonical_key(key: str) -> str:

@@ -146,11 +146,9 @@ def _load(path: Path, map_location) -> dict:
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist. Pass the .ckpt file a fit run wrote "
                            "(runs/<name>/finetune/version_N/checkpoints/best-*.ckpt or last.ckpt).")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch and pickle raise many kinds for foreign or broken files
-        raise WeightsError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}). Pass a checkpoint "
-                           "written by `python -m brainsegfounder.fit`.") from None
+    from brainsegfounder.safe_load import safe_load  # the one loader: honest refusals, numpy scalars allowed
+
+    checkpoint = safe_load(path, what="checkpoint", map_location=map_location)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise WeightsError(f"checkpoint {path} is not a task checkpoint (no 'state_dict'); pass a .ckpt file "
                            "written by `python -m brainsegfounder.fit`.")

@@ -85,6 +85,13 @@ class SegmentationModule(BackboneTask):
         self.net = self.backbone.segmentation_network(channels, self.scheme.num_regions)
         self.loss_fn = make_loss(loss)
         self.roi_size = as_triple(roi_size)
+        # Validation means over subjects (sum and count synced across DDP ranks). No persistent
+        # state: checkpoints hold the same keys as before.
+        from torchmetrics import MeanMetric
+
+        names = [f"dice_{n.lower()}" for n in self.scheme.names] + ["dice_mean"]
+        names += ["lesion_f1"] if self.scheme.num_regions == 1 else []
+        self.val_means = torch.nn.ModuleDict({f"val_{n}": MeanMetric() for n in names})
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -140,8 +147,30 @@ class SegmentationModule(BackboneTask):
             predicted, reference = (t[:, 0].cpu().numpy() for t in (probabilities > self.hparams.threshold, y > 0))
             metrics[f"{stage}/lesion_f1"] = torch.tensor(
                 [lesion_f1(p, r) for p, r in zip(predicted, reference, strict=True)], device=dice.device).mean()
-        self.log_dict(metrics, on_epoch=True, batch_size=1, sync_dist=True)
+        self._log_subject_means(metrics, batch_idx, x.shape[0])
         return metrics
+
+    def _log_subject_means(self, metrics: dict[str, torch.Tensor], batch_idx: int, batch_size: int) -> None:
+        """Log each metric as a mean over validation subjects, each counted once across DDP ranks.
+
+        A ``MeanMetric`` per name accumulates (sum, count) and syncs both at epoch end, so ranks
+        with different numbers of subjects are weighted by subject count (Lightning's ``sync_dist``
+        would average the ranks' means); the padding items of a sharded loader get weight 0.
+        """
+        from torchmetrics import MeanMetric
+
+        sampler = getattr(getattr(self.trainer, "val_dataloaders", None), "sampler", None) if self._trainer else None
+        counted = getattr(sampler, "counted", None)
+        weight = torch.tensor([1.0 if counted is None or batch_idx * batch_size + i < counted else 0.0
+                               for i in range(batch_size)])
+        for name, value in metrics.items():
+            key = name.replace("/", "_")
+            if key not in self.val_means:  # a metric a subclass adds
+                self.val_means[key] = MeanMetric().to(value.device)
+            per_subject = value.detach().float().reshape(-1).expand(batch_size) if value.numel() == 1 else value
+            self.val_means[key].update(per_subject, weight.to(value.device))
+            self.log(name, self.val_means[key], on_step=False, on_epoch=True, batch_size=batch_size,
+                     metric_attribute=f"val_means.{key}")
 
     def configure_optimizers(self):
         return adamw_warmup_cosine(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup)
