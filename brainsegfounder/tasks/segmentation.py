@@ -128,13 +128,13 @@ class SegmentationModule(BackboneTask):
                                             self.hparams.sw_overlap)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self._score(batch, "val")
+        return self._score(batch, batch_idx, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         """The same scores as validation, logged as ``test/...`` (the data module's held-out test fold)."""
-        return self._score(batch, "test")
+        return self._score(batch, batch_idx, "test")
 
-    def _score(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+    def _score(self, batch: dict, batch_idx: int, stage: str) -> dict[str, torch.Tensor]:
         x, y = self._inputs_targets(batch)
         probabilities = self.predict_volume(x)
         # The same function `evaluate` uses, so logged and evaluated Dice agree (empty-mask rules
@@ -147,10 +147,11 @@ class SegmentationModule(BackboneTask):
             predicted, reference = (t[:, 0].cpu().numpy() for t in (probabilities > self.hparams.threshold, y > 0))
             metrics[f"{stage}/lesion_f1"] = torch.tensor(
                 [lesion_f1(p, r) for p, r in zip(predicted, reference, strict=True)], device=dice.device).mean()
-        self._log_subject_means(metrics, batch_idx, x.shape[0])
+        self._log_subject_means(metrics, batch_idx, x.shape[0], stage)
         return metrics
 
-    def _log_subject_means(self, metrics: dict[str, torch.Tensor], batch_idx: int, batch_size: int) -> None:
+    def _log_subject_means(self, metrics: dict[str, torch.Tensor], batch_idx: int, batch_size: int,
+                           stage: str = "val") -> None:
         """Log each metric as a mean over validation subjects, each counted once across DDP ranks.
 
         A ``MeanMetric`` per name accumulates (sum, count) and syncs both at epoch end, so ranks
@@ -159,7 +160,8 @@ class SegmentationModule(BackboneTask):
         """
         from torchmetrics import MeanMetric
 
-        sampler = getattr(getattr(self.trainer, "val_dataloaders", None), "sampler", None) if self._trainer else None
+        loaders = getattr(self.trainer, f"{stage}_dataloaders", None) if self._trainer else None
+        sampler = getattr(loaders, "sampler", None)
         counted = getattr(sampler, "counted", None)
         weight = torch.tensor([1.0 if counted is None or batch_idx * batch_size + i < counted else 0.0
                                for i in range(batch_size)])
