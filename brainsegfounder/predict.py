@@ -49,7 +49,7 @@ __all__ = ["main", "predict"]
 #: Options that take several values (``--ckpt a.ckpt b.ckpt``, or repeated).
 _LISTS = ("--ckpt", "--input")
 #: Options that may be given bare (``--tta``) as well as ``--tta true``.
-_FLAGS = ("--probabilities", "--overwrite", "--tta")
+_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty")
 _PROG = "python -m brainsegfounder.predict"
 
 
@@ -81,7 +81,9 @@ def predict(
     device: str = "auto",
     precision: str = "32",
     layout: str | None = None,
-    modalities: list[str] | None = None,
+    modalities: list[str] | str | None = None,
+    uncertainty: bool = False,
+    flag_threshold: float | None = None,
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
@@ -105,7 +107,13 @@ def predict(
         device: auto, cpu or cuda.
         precision: 32, or bf16 (autocast, for GPUs).
         layout: force a data set layout (default: detect).
-        modalities: modality names in channel order, for checkpoints that do not record them.
+        modalities: modality names in channel order, for checkpoints that do not record them; for
+            checkpoints that do, a subset (``--modalities t1,flair``) predicts as if the others were
+            missing (needs a checkpoint trained with modality dropout).
+        uncertainty: also write uncertainty/<case_id>_entropy.nii.gz (and _variance with several
+            checkpoints or --tta) and add the quality and flag columns to volumes.csv.
+        flag_threshold: flag cases whose quality score is above this (default: the threshold
+            stored by brainsegfounder.calibrate, if any).
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -122,12 +130,16 @@ def predict(
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities)
-    cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None)
+    cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
+    missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     writers.check_output(output, [Path(p) for p in input], cases)
     # Headers of every case before any work: a broken or mismatched file stops the run up front.
     validate_cases(cases, read_data=False)
 
     columns = [f"{name}_ml" for name in predictor.scheme.names]
+    columns += ["missing_modalities"] if predictor.accepts_missing or predictor.subset else []
+    columns += ["quality", "flag"] if uncertainty else []
+    cutoff = flag_threshold if flag_threshold is not None else predictor.flag_threshold
     volumes_path = output / writers.VOLUMES_FILE
     output.mkdir(parents=True, exist_ok=True)
     partial_dir = output / writers.PARTIAL_FOLDER
@@ -140,19 +152,26 @@ def predict(
             paths.append(output / writers.PROBABILITY_FOLDER / f"{case_id}.nii.gz")
         if png_dir is not None:
             paths.append(png_dir / f"{case_id}.png")
+        if uncertainty:
+            paths.append(output / writers.UNCERTAINTY_FOLDER / f"{case_id}_entropy.nii.gz")
         return paths
 
     todo = [c for c in cases if overwrite or not all(p.exists() for p in targets(c.subject_id))]
     skipped = [c for c in cases if c not in todo]
     if probabilities:
         (output / writers.PROBABILITY_FOLDER).mkdir(exist_ok=True)
+    if uncertainty:
+        (output / writers.UNCERTAINTY_FOLDER).mkdir(exist_ok=True)
     columns_progress = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns_progress, console=console, transient=True) as progress:
         task = progress.add_task("predicting", total=len(todo))
         for case in todo:
             progress.update(task, description=f"predicting {escape(case.subject_id)}")
             label_path, *_ = paths = targets(case.subject_id)
-            result = predictor.predict_case(case, keep_image=png_dir is not None)
+            result = predictor.predict_case(case, keep_image=png_dir is not None, uncertainty=uncertainty)
+            if result.missing:
+                console.print(f"{escape(case.subject_id)}: predicted without {', '.join(result.missing)} "
+                              "(given as missing to a model trained with modality dropout)", soft_wrap=True)
             for path in paths:
                 if path.exists() and not overwrite:
                     continue  # a file of an earlier run: kept; only the missing ones are written
@@ -160,9 +179,15 @@ def predict(
                     writers.write_label(result, path, partial_dir)
                 elif path.suffix == ".png":
                     writers.write_overlay(result, predictor.scheme, path)
+                elif path.parent.name == writers.UNCERTAINTY_FOLDER:
+                    writers.write_uncertainty(result, path.parent, partial_dir)
                 else:
                     writers.write_probabilities(result, path, partial_dir)
             volumes[case.subject_id] = writers.region_volumes(result.label, predictor.scheme, result.spacing)
+            volumes[case.subject_id]["missing_modalities"] = "+".join(missing[case.subject_id])
+            if uncertainty:
+                flagged = "" if cutoff is None else int(result.quality > cutoff)
+                volumes[case.subject_id].update(quality=float(result.quality), flag=flagged)
             # Rewritten after every case, so an interrupted run leaves a consistent table behind.
             writers.write_volumes(volumes_path, volumes, columns, partial_dir)
             progress.advance(task)

@@ -21,10 +21,11 @@ from brainsegfounder.errors import BrainSegFounderError
 from brainsegfounder.inference.predictor import CasePrediction
 from brainsegfounder.metrics import volume_ml
 
-__all__ = ["PARTIAL_FOLDER", "PROBABILITY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes", "region_volumes",
-           "volumes_from_file", "write_label", "write_overlay", "write_probabilities", "write_volumes"]
+__all__ = ["PARTIAL_FOLDER", "PROBABILITY_FOLDER", "UNCERTAINTY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes", "region_volumes",
+           "volumes_from_file", "write_label", "write_overlay", "write_probabilities", "write_uncertainty", "write_volumes"]
 
 PROBABILITY_FOLDER = "probabilities"
+UNCERTAINTY_FOLDER = "uncertainty"
 VOLUMES_FILE = "volumes.csv"
 PARTIAL_FOLDER = ".partial"
 
@@ -58,6 +59,26 @@ def write_probabilities(result: CasePrediction, path: Path, partial_dir: Path) -
     _atomic_save(image, path, partial_dir)
 
 
+def write_uncertainty(result: CasePrediction, folder: Path, partial_dir: Path) -> list[Path]:
+    """``<case>_entropy.nii.gz`` (bits, 0..1) and, with several members, ``<case>_variance.nii.gz``.
+
+    Both lie on the input's grid (its affine and header). The entropy is 3-D (the least sure
+    region per voxel); the variance has one volume per region along the 4th axis. Float32: the
+    values are small and their resolution matters.
+    """
+    if result.entropy is None:
+        raise BrainSegFounderError(f"subject {result.case_id}: no uncertainty was computed; predict with "
+                                   "uncertainty=True.")
+    paths = [folder / f"{result.case_id}_entropy.nii.gz"]
+    _atomic_save(_nifti(result.entropy.astype(np.float32), result.affine, result.header, np.float32),
+                 paths[0], partial_dir)
+    if result.variance is not None:
+        paths.append(folder / f"{result.case_id}_variance.nii.gz")
+        data = np.moveaxis(result.variance, 0, -1).astype(np.float32)
+        _atomic_save(_nifti(data, result.affine, result.header, np.float32), paths[1], partial_dir)
+    return paths
+
+
 def region_volumes(label: np.ndarray, scheme: RegionScheme, spacing: Sequence[float]) -> dict[str, float]:
     """``{"<region>_ml": volume}`` of a label map with voxels of ``spacing`` mm (the ``volumes.csv`` columns)."""
     regions = scheme.to_regions(torch.from_numpy(np.asarray(label).astype(np.int16))[None, None])[0]
@@ -69,15 +90,24 @@ def volumes_from_file(path: Path, scheme: RegionScheme) -> dict[str, float]:
     return region_volumes(np.asanyarray(image.dataobj), scheme, image.header.get_zooms()[:3])
 
 
+def _cell(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def write_volumes(path: Path, rows: dict[str, dict[str, float]], columns: list[str], partial_dir: Path) -> None:
-    """``volumes.csv``: one row per case id (sorted), mL per region with 4 decimals."""
+    """``volumes.csv``: one row per case id (sorted), mL per region with 4 decimals.
+
+    Optional columns: ``missing_modalities`` (``+``-joined names the case was predicted without),
+    ``quality`` (the quality score, bits) and ``flag`` (``1`` when the quality score is above the
+    threshold) when the predictor computed them.
+    """
     partial_dir.mkdir(parents=True, exist_ok=True)
     temporary = partial_dir / f"{os.getpid()}-{path.name}"
     with temporary.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["case_id", *columns])
         writer.writeheader()
         for case_id in sorted(rows):
-            writer.writerow({"case_id": case_id, **{c: f"{rows[case_id][c]:.4f}" for c in columns}})
+            writer.writerow({"case_id": case_id, **{c: _cell(rows[case_id].get(c, "")) for c in columns}})
     os.replace(temporary, path)
 
 
@@ -91,7 +121,8 @@ def read_volumes(path: Path, columns: list[str], overwrite: bool) -> dict[str, d
             raise BrainSegFounderError(
                 f"{path} exists with columns {reader.fieldnames}, not {['case_id', *columns]} (another task's "
                 "predictions?). Choose another --output, or pass --overwrite to replace it.")
-        return {row["case_id"]: {c: float(row[c]) for c in columns} for row in reader}
+        return {row["case_id"]: {c: float(row[c]) if c.endswith("_ml") or (c == "quality" and row[c]) else row[c]
+                                 for c in columns} for row in reader}
 
 
 def _inside(path: Path, folder: Path) -> bool:
