@@ -76,8 +76,8 @@ def _data_parser():
     # The rest of a fit config is accepted and ignored: only the data section matters here.
     for key in ("trainer", "model", "optimizer", "lr_scheduler"):
         parser.add_argument(f"--{key}", type=Any, default=None)
-    parser.add_argument("--seed_everything", type=Any, default=None)
-    parser.add_argument("--ckpt_path", type=Any, default=None)
+    for key in ("seed_everything", "ckpt_path", "quiet"):  # what fit saves beside a run
+        parser.add_argument(f"--{key}", type=Any, default=None)
     return parser
 
 

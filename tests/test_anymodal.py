@@ -165,3 +165,19 @@ def test_partial_case_folders_keep_the_expected_names(two_cases, tmp_path):  # n
     found = {c.subject_id: c for c in find_inputs([root], BRATS, allow_missing=True)}
     assert list(found[case.name].images) == ["flair", "t1ce", "t1"]
     assert found[case.name].extra["expected"]["t2"] == str(case / f"{case.name}_t2.nii.gz")
+
+
+def test_evaluate_reports_ece_and_brier_from_probability_maps(checkpoint, two_cases, tmp_path):  # noqa: F811
+    from brainsegfounder.evaluate import evaluate
+
+    out = tmp_path / "pred"
+    assert predict_main(["--ckpt", str(checkpoint), "--input", str(two_cases), "--output", str(out),
+                         "--device", "cpu", "--probabilities"]) == 0
+    summary = evaluate(out, two_cases, task="brats2021", out=tmp_path / "metrics.csv",
+                       probabilities=out / "probabilities")
+    with (tmp_path / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2
+    for name in ("TC", "WT", "ET"):
+        assert 0 <= float(rows[0][f"ece_{name}"]) <= 1 and 0 <= float(rows[0][f"brier_{name}"]) <= 1
+        assert f"ece_{name}" in summary["metrics"]
