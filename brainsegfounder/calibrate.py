@@ -82,7 +82,7 @@ def _data_parser():
 
 
 def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: str = "cpu",
-              max_cases: int | None = None, dice_floor: float = 0.7) -> dict:
+              max_cases: int | None = None, dice_floor: float = 0.7, max_voxels: int = 200_000) -> dict:
     """Fit per-region temperatures and the flag threshold on the validation fold; write a calibrated copy.
 
     Args:
@@ -93,6 +93,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         device: ``cpu``, ``cuda`` or ``auto``.
         max_cases: use at most this many validation cases.
         dice_floor: cases with mean Dice below this are the ones the flag should catch.
+        max_voxels: the temperatures are fitted on a seeded subsample of this many voxels.
 
     Returns:
         ``{"path", "temperature", "flag_threshold", "before", "after"}``; ``before``/``after`` map
@@ -124,7 +125,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     cases = _validation_logits(module, datamodule, max_cases)
     logits = [z for z, _, _ in cases]
     targets = [y for _, y, _ in cases]
-    temperature = fit_temperature(logits, targets, channel_dim=0)
+    temperature = fit_temperature(logits, targets, max_voxels=max_voxels, channel_dim=0)
 
     def scores(t=None) -> dict:
         nll = binary_nll(logits, targets, t, channel_dim=0)
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     from brainsegfounder.cli import command
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor"}
+    own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor", "--max_voxels"}
     mine: list[str] = []
     config: list[str] = []
     items = iter(argv)
