@@ -82,15 +82,15 @@ class _SyncedStepTimer(pl.Callback):
 
 def measure(device: str = "cuda", preset: str = "small", feature_size: int | None = None, patch: int = 96,
             batch_size: int = 2, precision: str = "bf16-mixed", compile: bool = False, steps: int = 12,
-            skip: int = 3) -> dict:
+            skip: int = 3, gradient_checkpointing: bool = False) -> dict:
     """Train ``steps`` steps through ``Trainer.fit``; per-step seconds (first ``skip`` dropped),
     peak device memory (GiB, CUDA only), FLOPs per step, and MFU where the card's peak is known."""
     from brainsegfounder.models.backbone import Backbone
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
     pl.seed_everything(0, verbose=False)
-    model = SegmentationModule(backbone=Backbone(preset, feature_size), in_channels=4, regions="brats2021",
-                               modalities=MODALITIES, roi_size=patch)
+    model = SegmentationModule(backbone=Backbone(preset, feature_size, gradient_checkpointing=gradient_checkpointing),
+                               in_channels=4, regions="brats2021", modalities=MODALITIES, roi_size=patch)
     batches = make_batches(steps, batch_size, patch)
     dev = torch.device(device)
     x = torch.cat([batches[0][m] for m in MODALITIES], 1).to(dev)
@@ -147,6 +147,94 @@ def run(full: bool = False) -> list[Result]:
     return [mfu_row, compile_row]
 
 
+def predict_seconds(device: str, preset: str, feature_size: int | None, shape, roi: int, bf16: bool,
+                    repeats: int = 2) -> list[float]:
+    """Seconds of Gaussian sliding-window inference over one volume (overlap 0.5, 4 windows a batch)."""
+    from monai.inferers import sliding_window_inference
+
+    from brainsegfounder.models.presets import build_swin_unetr
+
+    dev = torch.device(device)
+    net = build_swin_unetr(preset, 4, 3, feature_size).eval().to(dev)
+    x = torch.randn(1, 4, *shape, device=dev)
+    times = []
+    for _ in range(repeats + 1):  # the first call warms up (cuDNN, allocator)
+        start = time.perf_counter()
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            sliding_window_inference(x, roi, 4, net, overlap=0.5, mode="gaussian")
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def sweep(dry_run: bool = False, out: str = "benchmarks/results/gpu_sweep.json") -> dict:
+    """Everything one lent GPU should record, written to ``out`` after every step (a timeout keeps
+    what was measured): training step time, peak memory and MFU for tiny/small/base at 96^3 bf16,
+    with and without gradient checkpointing and ``torch.compile``; the SSL augmentation ratio; and
+    seconds per BraTS-sized case for predict. ``dry_run``: the same path on the CPU at toy size
+    (tiny preset only, feature size 12, 64^3, fp32, 2 steps, no compile)."""
+    import json
+    import pathlib
+
+    from benchmarks.common import machine
+
+    device = "cpu" if dry_run else "cuda"
+    if not dry_run and not torch.cuda.is_available():
+        raise SystemExit("benchmarks.gpu needs a CUDA GPU (or --dry-run)")
+    presets = ["tiny"] if dry_run else ["tiny", "small", "base"]
+    settings = dict(feature_size=12, patch=64, precision="32-true", steps=3, skip=1) if dry_run else \
+        dict(feature_size=None, patch=96, precision="bf16-mixed", steps=12, skip=4)
+    record: dict = {"machine": machine(), "dry_run": dry_run, "training": [], "settings": settings}
+    path = pathlib.Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        path.write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+    # Eager first for every preset, compiled last: a run cut short still holds the main table.
+    for compile in ([False] if dry_run else [False, True]):
+        for preset in presets:
+            for checkpointing in (False, True):
+                row = {"preset": preset, "gradient_checkpointing": checkpointing, "compile": compile}
+                try:
+                    found = measure(device, preset, compile=compile, gradient_checkpointing=checkpointing,
+                                    **settings)
+                    median = sorted(found["step_s"])[len(found["step_s"]) // 2]
+                    row.update(step_s_median=median, peak_memory_gib=found["peak_memory_gib"],
+                               mfu=found["mfu"], flops_per_step=found["flops_per_step"])
+                except Exception as err:  # out of memory, a compile failure: record it, go on
+                    row["error"] = f"{type(err).__name__}: {err}"[:500]
+                record["training"].append(row)
+                save()
+    from benchmarks import ssl_augment
+
+    record["ssl_augment"] = [r.to_dict() for r in ssl_augment.run(full=not dry_run)]
+    save()
+    shape, roi = ((96, 96, 64), 64) if dry_run else ((240, 240, 155), 96)
+    for preset in (["tiny"] if dry_run else ["tiny", "small"]):
+        record.setdefault("predict_seconds", {})[preset] = predict_seconds(
+            device, preset, 12 if dry_run else None, shape, roi, bf16=not dry_run, repeats=1 if dry_run else 2)
+        save()
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=sweep.__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="the whole path on the CPU at toy size")
+    parser.add_argument("--out", default="benchmarks/results/gpu_sweep.json")
+    args = parser.parse_args(argv)
+    record = sweep(args.dry_run, args.out)
+    for row in record["training"]:
+        print(row)  # noqa: T201
+    print({"ssl_augment_ratio": [r["ratio"] for r in record["ssl_augment"]],  # noqa: T201
+           "predict_seconds": record.get("predict_seconds")})
+    return 0
+
+
 if __name__ == "__main__":
-    for row in run():
-        print(row.to_dict())
+    import sys
+
+    sys.exit(main())

@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "inference": "4. inference",
     "memory": "5. memory: gradient checkpointing",
     "gpu": "6. GPU step",
+    "cpu_predict": "7. CPU predict: brain box, --fast, engines",
 }
 
 

@@ -2,7 +2,12 @@
 
 MONAI's :func:`~monai.inferers.sliding_window_inference` with Gaussian weighting tiles a whole
 volume with windows of the training patch size; each network's sigmoid probabilities are averaged
-over the networks given (an ensemble) and over mirrorings (test-time augmentation).
+over the networks given (an ensemble) and over mirrorings (test-time augmentation). With
+``bbox=True`` only the brain's bounding box is run (:mod:`brainsegfounder.inference.fast`): on the
+full volume's own window grid (``align=True``) the result inside the brain is the full-volume
+one and outside it is background; ``align=False`` is the ``--fast`` box (not identical). A network
+may be any callable returning logits: a module, or an ONNX Runtime session
+(:class:`~brainsegfounder.inference.export.OnnxRuntimeNetwork`).
 
 Example:
     >>> import torch
@@ -39,6 +44,8 @@ def sliding_window_probabilities(
     sw_batch_size: int | Sequence[int] = 2,
     overlap: float | Sequence[float] = 0.5,
     tta: bool = False,
+    bbox: bool = False,
+    align: bool = True,
 ) -> torch.Tensor:
     """Mean sigmoid probabilities ``(B, R, X, Y, Z)`` of the ``networks`` over a whole volume.
 
@@ -49,6 +56,9 @@ def sliding_window_probabilities(
         sw_batch_size: windows per forward pass, or one per network.
         overlap: fraction of a window shared with its neighbour, or one per network.
         tta: also average over the 8 mirrorings of the volume (8x the time).
+        bbox: run only the brain's bounding box (non-zero voxels of the raw input are the brain; the
+            z-scored input's background is its corner value), pasting background elsewhere.
+        align: with ``bbox``, keep the full volume's window grid (identical inside the brain).
     """
     count = len(networks)
     one_roi = isinstance(roi_size[0], int)
@@ -60,10 +70,21 @@ def sliding_window_probabilities(
     for network, roi, batch, lap in zip(networks, rois, batches, overlaps, strict=True):
         for axes in flips:
             inputs = torch.flip(x, axes) if axes else x
-            logits = sliding_window_inference(inputs, tuple(roi), int(batch), network, overlap=float(lap),
-                                              mode="gaussian")
-            probabilities = torch.sigmoid(logits.float())
+            probabilities = _window_pass(inputs, network, tuple(roi), int(batch), float(lap), bbox, align)
             if axes:
                 probabilities = torch.flip(probabilities, axes)
             total = probabilities if total is None else total.add_(probabilities)
     return total / (count * len(flips))
+
+
+def _window_pass(x: torch.Tensor, network, roi: tuple, batch: int, overlap: float, bbox: bool,
+                 align: bool) -> torch.Tensor:
+    def window(inputs: torch.Tensor) -> torch.Tensor:
+        logits = sliding_window_inference(inputs, roi, batch, network, overlap=overlap, mode="gaussian")
+        return torch.sigmoid(logits.float())
+
+    if not bbox:
+        return window(x)
+    from brainsegfounder.inference.fast import infer_in_bbox
+
+    return infer_in_bbox(x, window, roi, overlap, background=None, align=align)

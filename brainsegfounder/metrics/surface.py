@@ -39,6 +39,16 @@ def image_diagonal(shape: Sequence[int], spacing: Sequence[float] | None = None)
     return math.sqrt(sum((int(s) * float(z)) ** 2 for s, z in zip(shape, spacing, strict=True)))
 
 
+def _empty_mask_value(pred: np.ndarray, ref: np.ndarray, one_empty) -> float | None:
+    """The HD95 of the empty-mask cases every rule set fixes: both empty 0, one empty ``one_empty()``."""
+    has_pred, has_ref = bool(pred.any()), bool(ref.any())
+    if not has_pred and not has_ref:
+        return 0.0
+    if not (has_pred and has_ref):
+        return float(one_empty())
+    return None
+
+
 def hd95_brats2021(pred: np.ndarray, ref: np.ndarray) -> float:
     """BraTS 2021/2022 HD95 in voxels (MedPy's ``hd95`` without spacing, as CaPTk called it).
 
@@ -62,11 +72,9 @@ def hd95_brats2021(pred: np.ndarray, ref: np.ndarray) -> float:
     from monai.metrics.utils import get_mask_edges, get_surface_distance
 
     pred, ref = _pair(pred, ref)
-    has_pred, has_ref = bool(pred.any()), bool(ref.any())
-    if not has_pred and not has_ref:
-        return 0.0
-    if not (has_pred and has_ref):
-        return image_diagonal(ref.shape)
+    empty = _empty_mask_value(pred, ref, lambda: image_diagonal(ref.shape))
+    if empty is not None:
+        return empty
     edges_pred, edges_ref = get_mask_edges(pred, ref, crop=True)
     pred_to_ref = get_surface_distance(edges_pred, edges_ref)
     ref_to_pred = get_surface_distance(edges_ref, edges_pred)
@@ -115,11 +123,9 @@ def hd95_brats2023(
     from monai.metrics.utils import get_mask_edges, get_surface_distance
 
     pred, ref = _pair(pred, ref)
-    has_pred, has_ref = bool(pred.any()), bool(ref.any())
-    if not has_pred and not has_ref:
-        return 0.0
-    if not (has_pred and has_ref):
-        return float(penalty)
+    empty = _empty_mask_value(pred, ref, lambda: float(penalty))
+    if empty is not None:
+        return empty
     spacing = tuple(float(s) for s in spacing)
     edges_pred, edges_ref, areas_pred, areas_ref = get_mask_edges(pred, ref, crop=True, spacing=spacing)
     ref_to_pred = get_surface_distance(edges_ref, edges_pred, spacing=spacing)
@@ -166,11 +172,9 @@ def hd95_mm(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] = (1.0, 
     from monai.metrics import compute_hausdorff_distance
 
     pred, ref = _pair(pred, ref)
-    has_pred, has_ref = bool(pred.any()), bool(ref.any())
-    if not has_pred and not has_ref:
-        return 0.0
-    if not (has_pred and has_ref):
-        return image_diagonal(ref.shape, spacing)
+    empty = _empty_mask_value(pred, ref, lambda: image_diagonal(ref.shape, spacing))
+    if empty is not None:
+        return empty
     distance = compute_hausdorff_distance(
         torch.from_numpy(pred)[None, None].float(), torch.from_numpy(ref)[None, None].float(),
         include_background=True, percentile=95, spacing=[float(s) for s in spacing])

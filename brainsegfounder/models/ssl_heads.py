@@ -4,12 +4,26 @@
 the same preset, so its weights move to and from the segmentation network unchanged) and adds:
 
 - ``rotation_head``: linear, bottleneck token 0 -> 4 logits (quarter turns);
-- ``contrastive_head``: linear, bottleneck token 1 -> 512-d projection;
+- ``contrastive_head``: linear -> 512-d projection, of bottleneck token 1 (the paper) or of the
+  mean of all bottleneck tokens (``contrastive_pooling="mean"``, the default here), optionally
+  standardised over the batch (``contrastive_norm``, the default here; see below);
 - ``conv``: the inpainting decoder, five x2 upsampling steps from the bottleneck back to the input
   size and channels.
 
 Parameter names (``swinViT.*``, ``rotation_head.*``, ``contrastive_head.*``, ``conv.*``) follow the
 released checkpoints, so Stage-1 files of either origin load into Stage 2.
+
+Why the defaults depart from the paper for the contrastive head: at small batch (2 crops, 4 views)
+on similar-looking brains, the paper's head (token 1, linear) falls into a stable collapse within a
+few steps: every projection points the same way, NT-Xent sits at its chance value log(2B - 1), and
+the gradient of a cosine similarity between equal vectors is zero, so it never leaves. Two causes,
+measured in ``docs/pretraining.md``: the projections of different crops start 76% alike (cosine
+0.76: layer-normed bottleneck tokens of brain crops share a large common part), and the two views
+of a crop are rotated differently, so token 1 looks at different anatomy in them. Mean-pooling the
+bottleneck makes the positives see the same content; standardising each projection dimension over
+the ``2B`` views (a ``BatchNorm1d`` without parameters or running statistics, as SimCLR and MoCo v3
+put in their heads) removes the common part, so the views cannot all point one way.
+``contrastive_pooling="token", contrastive_norm=False`` is the paper's head exactly.
 
 Losses (:class:`SSLLoss`): cross-entropy (rotation), NT-Xent (MONAI ``ContrastiveLoss``: cosine
 similarity, temperature 0.5, the other ``2B - 2`` views of the batch as negatives, which is SimCLR's
@@ -60,13 +74,22 @@ class SSLHeads(nn.Module):
         in_channels: input modalities (UK Biobank 2, BraTS 4, ATLAS 1).
         feature_size: override the preset's 48 (12 for CPU-sized runs).
         projection_dim: contrastive projection size (512 in the paper).
+        contrastive_pooling: ``"mean"`` (all bottleneck tokens averaged) or ``"token"`` (token 1,
+            the paper's choice).
+        contrastive_norm: standardise each projection dimension over the batch's views (no
+            learnt parameters, no running statistics; the paper: off).
         gradient_checkpointing: recompute Swin blocks in backward.
         dropout_path_rate: stochastic depth of the Swin blocks.
     """
 
     def __init__(self, preset: str = "small", in_channels: int = 2, feature_size: int | None = None,
-                 projection_dim: int = 512, gradient_checkpointing: bool = False, dropout_path_rate: float = 0.0):
+                 projection_dim: int = 512, gradient_checkpointing: bool = False, dropout_path_rate: float = 0.0,
+                 contrastive_pooling: str = "mean", contrastive_norm: bool = True):
         super().__init__()
+        if contrastive_pooling not in ("mean", "token"):
+            raise ValueError(f"contrastive_pooling must be 'mean' or 'token' (the paper's token 1), "
+                             f"got {contrastive_pooling!r}")
+        self.contrastive_pooling = contrastive_pooling
         # Built through the segmentation preset and detached, so the encoder is by construction the
         # one a SwinUNETR of the same preset holds (same names, same shapes).
         self.swinViT = build_swin_unetr(preset, in_channels, 1, feature_size, gradient_checkpointing,
@@ -75,6 +98,9 @@ class SSLHeads(nn.Module):
         bottleneck = 2 * self.swinViT.num_features
         self.rotation_head = nn.Linear(bottleneck, 4)
         self.contrastive_head = nn.Linear(bottleneck, projection_dim)
+        # No parameters and no buffers: checkpoints keep the released key names and shapes.
+        self.contrastive_norm = (nn.BatchNorm1d(projection_dim, affine=False, track_running_stats=False)
+                                 if contrastive_norm else nn.Identity())
         self.conv = inpainting_decoder(bottleneck, in_channels)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -84,8 +110,12 @@ class SSLHeads(nn.Module):
                              f"tokens), got {tuple(x.shape[2:])}")
         bottleneck = self.swinViT(x.contiguous())[4]  # (B, F, s, s, s), layer-normed
         tokens = bottleneck.flatten(2).transpose(1, 2)  # (B, s^3, F)
+        pooled = tokens.mean(1) if self.contrastive_pooling == "mean" else tokens[:, 1]
+        projection = self.contrastive_head(pooled)
+        if projection.shape[0] > 1:  # batch statistics need two views at least
+            projection = self.contrastive_norm(projection)
         return {"rotation": self.rotation_head(tokens[:, 0]),
-                "contrastive": self.contrastive_head(tokens[:, 1]),
+                "contrastive": projection,
                 "reconstruction": self.conv(bottleneck)}
 
 

@@ -47,6 +47,9 @@ class SSLPretrainModule(BackboneTask):
         reconstruction_weight: weight of the reconstruction loss in the total.
         temperature: NT-Xent temperature.
         projection_dim: contrastive projection size.
+        contrastive_pooling, contrastive_norm: the contrastive head's input (``mean`` of the
+            bottleneck tokens, or ``token`` 1 as in the paper) and its batch standardisation
+            (see :class:`~brainsegfounder.models.ssl_heads.SSLHeads`).
         max_mask_fraction: largest fraction of voxels hidden per view.
         n_cuboids: cuboids drawn per view (noise first, then another sample's content).
     """
@@ -64,13 +67,15 @@ class SSLPretrainModule(BackboneTask):
         reconstruction_weight: float = 1.0,
         temperature: float = 0.5,
         projection_dim: int = 512,
+        contrastive_pooling: str = "mean",
+        contrastive_norm: bool = True,
         max_mask_fraction: float = 0.3,
         n_cuboids: int = 32,
     ):
         super().__init__()
         self.save_hyperparameters()
         channels = self.init_backbone(backbone, in_channels, modalities, default_channels=2)
-        self.net = self.backbone.ssl_network(channels, projection_dim)
+        self.net = self.backbone.ssl_network(channels, projection_dim, contrastive_pooling, contrastive_norm)
         self.loss_fn = SSLLoss(rotation_weight, contrastive_weight, reconstruction_weight, temperature)
         self.mask_kwargs = {"max_fraction": max_mask_fraction, "n_cuboids": n_cuboids}
 
