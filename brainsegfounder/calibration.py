@@ -29,10 +29,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TEMPERATURE_KEY", "apply_temperature", "binary_nll", "fit_temperature", "flatten_channels"]
+__all__ = ["FLAG_THRESHOLD_KEY", "TEMPERATURE_KEY", "apply_temperature", "binary_nll", "fit_temperature", "flatten_channels"]
 
 #: Checkpoint key of the fitted temperatures (list of floats, one per region channel).
 TEMPERATURE_KEY = "brainsegfounder_temperature"
+#: Checkpoint key of the quality-score threshold above which ``predict`` flags a case (a float).
+FLAG_THRESHOLD_KEY = "brainsegfounder_flag_threshold"
 
 
 def flatten_channels(values: torch.Tensor | Sequence[torch.Tensor], channel_dim: int = 1) -> torch.Tensor:

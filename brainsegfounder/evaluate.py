@@ -147,6 +147,27 @@ def _load_case(case_id: str, pred_path: Path, ref_path: Path, scheme, task: str 
     return pred, ref, spacing
 
 
+def _calibration(case_id: str, folder: Path, ref, ref_path: Path, scheme) -> dict[str, float]:
+    """``ece_<R>`` and ``brier_<R>`` of ``<folder>/<case_id>.nii.gz`` (X, Y, Z, R) against ``ref``'s regions."""
+    import numpy as np
+
+    from brainsegfounder.evaluation.pairing import background_image
+    from brainsegfounder.metrics import calibration_per_region
+
+    path = folder / f"{case_id}.nii.gz"
+    if not path.is_file():
+        raise DataError(f"case {case_id}: no probability map {path}; predict with --probabilities into the "
+                        "same --output, or leave --probabilities out.")
+    data = np.asarray(_load(path)[1], dtype=np.float32)
+    expected = (*ref.shape, len(scheme.names))
+    if data.shape != expected:
+        raise DataError(f"case {case_id}: probability map {path} has shape {data.shape}, expected {expected} "
+                        f"(regions {', '.join(scheme.names)} along the 4th axis, on the reference grid).")
+    image = background_image(ref_path, ref.shape)
+    mask = image != 0 if image is not None else None
+    return calibration_per_region(np.moveaxis(data, -1, 0), scheme.channel_masks(ref), scheme.names, mask=mask)
+
+
 def _overlay(case_id: str, pred, ref, ref_path: Path, scheme, row: dict[str, float],
              spacing: Sequence[float], path: Path) -> None:
     from brainsegfounder.visualize import save_overlay  # matplotlib only when pictures are asked for
@@ -220,6 +241,7 @@ def evaluate(
     strict: bool = False,
     scheme: str | None = None,
     rules: str | None = None,
+    probabilities: Path | None = None,
 ) -> dict:
     """Score predictions against references with a label scheme and a challenge's rule set.
 
@@ -238,6 +260,10 @@ def evaluate(
             or a YAML/JSON file {region: [label values], ...} for your own labels.
         rules: how to score: brats2021, brats2023, brats2024, atlas or plain (per region Dice,
             HD95 in mm, volumes in mL, lesion-wise Dice and F1); default: the scheme's own.
+        probabilities: folder of probability maps, <case_id>.nii.gz with one region per volume along
+            the 4th axis (what predict --probabilities writes): adds ece_<REGION> and
+            brier_<REGION> columns (15 equal-width bins; over the brain, the non-zero voxels of the
+            layout's background image beside the reference, else the whole image).
 
     Returns:
         The summary written to the JSON file.
@@ -263,6 +289,8 @@ def evaluate(
     for case_id, pred_path, ref_path in track(pairs, description="scoring", console=console, transient=True):
         pred_labels, ref_labels, spacing = _load_case(case_id, pred_path, ref_path, label_scheme, task)
         row = score(pred_labels, ref_labels, label_scheme, rule_set, spacing)
+        if probabilities is not None:
+            row.update(_calibration(case_id, Path(probabilities), ref_labels, ref_path, label_scheme))
         rows.append({"case_id": case_id, **row})
         if png is not None:
             _overlay(case_id, pred_labels, ref_labels, ref_path, label_scheme, row, spacing,

@@ -53,7 +53,7 @@ __all__ = ["main", "predict"]
 #: Options that take several values (``--ckpt a.ckpt b.ckpt``, or repeated).
 _LISTS = ("--ckpt", "--input")
 #: Options that may be given bare (``--tta``) as well as ``--tta true``.
-_FLAGS = ("--probabilities", "--overwrite", "--tta")
+_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty")
 _PROG = "python -m brainsegfounder.predict"
 
 
@@ -85,8 +85,10 @@ def predict(
     device: str = "auto",
     precision: str = "32",
     layout: str | None = None,
-    modalities: list[str] | None = None,
+    modalities: list[str] | str | None = None,
     non_finite: str = "refuse",
+    uncertainty: bool = False,
+    flag_threshold: float | None = None,
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
@@ -110,9 +112,15 @@ def predict(
         device: auto, cpu or cuda.
         precision: 32, or bf16 (autocast, for GPUs).
         layout: force a data set layout (default: detect).
-        modalities: modality names in channel order, for checkpoints that do not record them.
+        modalities: modality names in channel order, for checkpoints that do not record them; for
+            checkpoints that do, a subset (``--modalities t1,flair``) predicts as if the others were
+            missing (needs a checkpoint trained with modality dropout).
         non_finite: NaN/Inf voxels in an input: refuse (stop before predicting, naming the file and
             the count) or zero (replace them by 0, say so, and count them in volumes.csv).
+        uncertainty: also write uncertainty/<case_id>_entropy.nii.gz (and _variance with several
+            checkpoints or --tta) and add the quality and flag columns to volumes.csv.
+        flag_threshold: flag cases whose quality score is above this (default: the threshold
+            stored by brainsegfounder.calibrate, if any).
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -130,7 +138,8 @@ def predict(
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities)
-    cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None)
+    cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
+    missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     png_dir = Path(png).expanduser() if png is not None else None
     writers.check_output(output, [Path(p) for p in input], cases)
     if png_dir is not None:
@@ -138,7 +147,11 @@ def predict(
     writers.ensure_writable(output)
     non_finite_counts = _check_inputs(cases, predictor, non_finite, console)
 
-    columns = [f"{name}_ml" for name in predictor.scheme.names] + (["non_finite_voxels"] if non_finite == "zero" else [])
+    columns = [f"{name}_ml" for name in predictor.scheme.names]
+    columns += ["non_finite_voxels"] if non_finite == "zero" else []
+    columns += ["missing_modalities"] if predictor.accepts_missing or predictor.subset else []
+    columns += ["quality", "flag"] if uncertainty else []
+    cutoff = flag_threshold if flag_threshold is not None else predictor.flag_threshold
     volumes_path = output / writers.VOLUMES_FILE
     partial_dir = output / writers.PARTIAL_FOLDER
     volumes = writers.read_volumes(volumes_path, columns, overwrite)
@@ -150,6 +163,8 @@ def predict(
             paths.append(output / writers.PROBABILITY_FOLDER / f"{case_id}.nii.gz")
         if png_dir is not None:
             paths.append(png_dir / f"{case_id}.png")
+        if uncertainty:
+            paths.append(output / writers.UNCERTAINTY_FOLDER / f"{case_id}_entropy.nii.gz")
         return paths
 
     digests = {c.subject_id: writers.inputs_digest(c) for c in cases}
@@ -161,13 +176,18 @@ def predict(
     try:
         if probabilities:
             (output / writers.PROBABILITY_FOLDER).mkdir(exist_ok=True)
+        if uncertainty:
+            (output / writers.UNCERTAINTY_FOLDER).mkdir(exist_ok=True)
         with Progress(*columns_progress, console=console, transient=True) as progress:
             task = progress.add_task("predicting", total=len(todo))
             for case in todo:
                 sid = case.subject_id
                 progress.update(task, description=f"predicting {escape(sid)}")
                 label_path, *_ = paths = targets(sid)
-                result = predictor.predict_case(case, keep_image=png_dir is not None)
+                result = predictor.predict_case(case, keep_image=png_dir is not None, uncertainty=uncertainty)
+                if result.missing:
+                    console.print(f"{escape(sid)}: predicted without {', '.join(result.missing)} (given as "
+                                  "missing to a model trained with modality dropout)", soft_wrap=True)
                 for path in paths:
                     if path.exists() and not overwrite:
                         continue  # a file of an earlier run (vouched for by the record): kept
@@ -176,12 +196,18 @@ def predict(
                     elif path.suffix == ".png":
                         path.parent.mkdir(parents=True, exist_ok=True)
                         writers.write_overlay(result, predictor.scheme, path)
+                    elif path.parent.name == writers.UNCERTAINTY_FOLDER:
+                        writers.write_uncertainty(result, path.parent, partial_dir)
                     else:
                         writers.write_probabilities(result, path, partial_dir)
                     record.add(path, sid, digests[sid])
                 volumes[sid] = writers.region_volumes(result.label, predictor.scheme, result.spacing)
                 if non_finite == "zero":
                     volumes[sid]["non_finite_voxels"] = non_finite_counts.get(sid, 0)
+                volumes[sid]["missing_modalities"] = "+".join(missing[sid])
+                if uncertainty:
+                    flagged = "" if cutoff is None else int(result.quality > cutoff)
+                    volumes[sid].update(quality=float(result.quality), flag=flagged)
                 # Rewritten after every case, so an interrupted run leaves a consistent table behind.
                 record.save(partial_dir)
                 writers.write_volumes(volumes_path, volumes, columns, partial_dir)

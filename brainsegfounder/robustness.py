@@ -48,7 +48,8 @@ from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.metrics import dice
 
-__all__ = ["LoadedModel", "PredictFn", "load_model", "main", "module_predict_fn", "plot_study", "robustness",
+__all__ = ["LoadedModel", "PredictFn", "load_model", "main", "module_predict_fn", "plot_study", "predictor_predict_fn",
+           "robustness",
            "robustness_study", "summarise", "write_study"]
 
 PredictFn = Callable[[Mapping[str, "np.ndarray | None"]], np.ndarray]
@@ -146,7 +147,7 @@ def write_study(rows: Sequence[dict], out: str | Path, title: str = "") -> dict[
 
 
 # --------------------------------------------------------------------------------------------------
-# A checkpoint as a predict_fn (the one place that reads checkpoints; swap it for the predictor's)
+# Checkpoints as a predict_fn, through the one predictor that ``predict`` uses
 
 
 @dataclass
@@ -171,63 +172,50 @@ class LoadedModel:
 def module_predict_fn(module, modalities: Sequence[str], threshold: float | None = None) -> PredictFn:
     """A :class:`~brainsegfounder.tasks.segmentation.SegmentationModule` as a ``predict_fn``.
 
-    Missing modalities become constant channels (:func:`missing_channels_tensor`); the volume
-    goes through MONAI Gaussian sliding-window inference with the module's ROI size, window batch
-    and overlap; region probabilities above ``threshold`` (default: the module's) are painted
-    into a label map by the module's scheme. Runs on the module's device.
+    The module is wrapped in a one-member :class:`~brainsegfounder.inference.predictor.Predictor`
+    (see :func:`predictor_predict_fn`) on the module's device.
     """
-    import torch
-    from monai.inferers import sliding_window_inference
+    from brainsegfounder.inference.predictor import Predictor
 
-    cut = float(module.hparams.threshold if threshold is None else threshold)
     device = next(module.parameters()).device
+    return predictor_predict_fn(Predictor([module], device=device, threshold=threshold, modalities=modalities))
+
+
+def predictor_predict_fn(predictor) -> PredictFn:
+    """A :class:`~brainsegfounder.inference.predictor.Predictor` as a ``predict_fn``.
+
+    Missing modalities become constant channels (:func:`missing_channels_tensor`), whatever the
+    checkpoints accept (a normal model fed constants is the study's baseline); the predictor's
+    sliding window, ensemble, mirrorings and calibrated temperatures apply; probabilities above
+    its threshold are painted into a label map by its scheme.
+    """
+    modalities = list(predictor.modalities)
 
     def predict(images: Mapping[str, np.ndarray | None]) -> np.ndarray:
-        x = missing_channels_tensor(images, modalities).unsqueeze(0).to(device)
-        with torch.inference_mode():
-            logits = sliding_window_inference(x, module.roi_size, module.hparams.sw_batch_size, module,
-                                              overlap=module.hparams.sw_overlap, mode="gaussian")
-        regions = (torch.sigmoid(logits.float()) > cut)[0].cpu().numpy()
-        return module.scheme.label_from_channels(regions)
+        x = missing_channels_tensor(images, modalities).unsqueeze(0)
+        probabilities = predictor.probabilities(x)[0].cpu()
+        return predictor.scheme.label_from_channels((probabilities > predictor.threshold).numpy())
 
     return predict
 
 
-def load_model(ckpt: str | Path, device: str = "cpu") -> LoadedModel:
-    """Read a segmentation checkpoint (``weights_only``) into a :class:`LoadedModel`.
+def load_model(ckpt: str | Path | Sequence[str | Path], device: str = "cpu", tta: bool = False) -> LoadedModel:
+    """Read segmentation checkpoint(s) (``weights_only``) into a :class:`LoadedModel` by the real predictor.
 
-    The one function to swap once ``brainsegfounder.inference`` offers a predictor that accepts
-    missing modalities (ensembles, TTA, calibrated temperatures).
+    Several checkpoints form an ensemble; ``tta`` adds the 8 mirrorings; temperatures of a
+    calibrated checkpoint apply.
     """
-    import torch
     import torchio as tio
 
-    from brainsegfounder.data.transforms import PreprocessingRecord
-    from brainsegfounder.tasks.segmentation import SegmentationModule
+    from brainsegfounder.inference.predictor import Predictor
 
-    path = Path(ckpt).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist. Pass the .ckpt file a fit run wrote "
-                           "(runs/<name>/finetune/version_N/checkpoints/best-*.ckpt or last.ckpt).")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        module = SegmentationModule.load_from_checkpoint(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch, pickle and Lightning raise many kinds for foreign files
-        raise WeightsError(f"checkpoint {path} cannot be read as a segmentation checkpoint "
-                           f"({type(err).__name__}: {err}). Pass a checkpoint written by "
-                           "`python -m brainsegfounder.fit` with the segmentation task.") from None
-    module = module.eval().to(device)
-    stored = dict(module.preprocessing_settings or {})
-    names = stored.get("modalities") or module.hparams.get("modalities")
-    if not names:
-        raise WeightsError(f"checkpoint {path} does not record its modalities; it was written by an older "
+    paths = [ckpt] if isinstance(ckpt, str | Path) else list(ckpt)
+    predictor = Predictor.from_checkpoints(paths, device=device, tta=tta)
+    if not predictor.modalities:
+        raise WeightsError(f"checkpoint {paths[0]} does not record its modalities; it was written by an older "
                            "version. Re-save it from a fit run of this version.")
-    stored["modalities"] = names
-    record = PreprocessingRecord.from_dict(stored)
-    transform = tio.Compose(record.transforms(module.roi_size))
-    return LoadedModel(module_predict_fn(module, record.modalities), record.modalities, module.scheme,
-                       transform, path.name)
+    return LoadedModel(predictor_predict_fn(predictor), tuple(predictor.modalities), predictor.scheme,
+                       tio.Compose(predictor.transform().transforms), ", ".join(Path(p).name for p in paths))
 
 
 def read_cases(data: str | Path, layout: str, modalities: Sequence[str], transform: Callable | None = None,
@@ -260,7 +248,7 @@ def read_cases(data: str | Path, layout: str, modalities: Sequence[str], transfo
 
 def robustness(ckpt: str, data: str, layout: str = "brats2021", out: str = "runs/robustness",
                split_file: str | None = None, subjects: list[str] | None = None, max_cases: int | None = None,
-               subsets: list[str] | None = None, device: str = "cpu") -> dict[str, Path]:
+               subsets: list[str] | None = None, device: str = "cpu", tta: bool = False) -> dict[str, Path]:
     """Dice per region for every non-empty subset of a checkpoint's modalities on a labelled set.
 
     Args:
@@ -274,8 +262,9 @@ def robustness(ckpt: str, data: str, layout: str = "brats2021", out: str = "runs
         subsets: only these subsets, each comma-separated (``--subsets '[flair, "t1,flair"]'``);
             default: every non-empty subset.
         device: ``cpu``, ``cuda`` or ``auto``.
+        tta: average over the 8 mirrorings (8x slower).
     """
-    model = load_model(ckpt, device)
+    model = load_model(ckpt, device, tta)
     wanted = list(subjects) if subjects else None
     if split_file:
         held_out = json.loads(Path(split_file).read_text()).get("val")

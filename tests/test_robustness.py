@@ -15,6 +15,7 @@ import torchio as tio
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.layouts import find_cases
 from brainsegfounder.data.transforms import PreprocessingRecord
+from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.robustness import main, module_predict_fn, read_cases, robustness_study, summarise
 from brainsegfounder.tasks.segmentation import SegmentationModule
 
@@ -47,8 +48,8 @@ def checkpoint(two_cases, tmp_path_factory) -> Path:
     """A tiny (feature size 12) segmentation checkpoint written by a real one-step ``Trainer.fit``."""
     run = tmp_path_factory.mktemp("robustness_run")
     pl.seed_everything(0)
-    model = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, regions="brats2021",
-                               roi_size=64, sw_batch_size=1, sw_overlap=0.25)
+    model = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), in_channels=4,
+                               regions="brats2021", roi_size=64, sw_batch_size=1, sw_overlap=0.25)
     data = SegmentationDataModule(root=str(two_cases), layout="brats2021", n_folds=2, patch_size=64,
                                   batch_size=1, samples_per_volume=1, queue_length=1, num_workers=0,
                                   validate="off")
@@ -64,8 +65,8 @@ def checkpoint(two_cases, tmp_path_factory) -> Path:
 def test_study_with_a_real_tiny_module_on_two_cases(two_cases):
     """Two real cases through the checkpoint-free path: a tiny module as predict_fn (MONAI sliding
     window), the full set and FLAIR alone (the fast subset of the study; all 15 run in the slow test)."""
-    module = SegmentationModule(preset="tiny", feature_size=12, in_channels=4, regions="brats2021",
-                                modalities=list(MODALITIES), roi_size=64, sw_batch_size=1).eval()
+    module = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), in_channels=4,
+                                regions="brats2021", modalities=list(MODALITIES), roi_size=64, sw_batch_size=1).eval()
     transform = tio.Compose(PreprocessingRecord(modalities=MODALITIES).transforms(module.roi_size))
     cases = list(read_cases(two_cases, "brats2021", MODALITIES, transform))
     assert [images["flair"].shape for _, images, _ in cases] == [(64, 64, 64)] * 2   # padded like training

@@ -30,6 +30,7 @@ from brainsegfounder.data.layouts import (
     manifest_modalities,
     read_cases,
 )
+from brainsegfounder.data.modality_dropout import RandomModalityDropout
 from brainsegfounder.data.regions import RegionScheme, get_scheme
 from brainsegfounder.data.reproducible import QueueLoader, shard_for_ranks
 from brainsegfounder.data.splits import case_folds, held_out_ids, label_subset, save_split, train_val_ids
@@ -115,6 +116,8 @@ class CasesDataModule(pl.LightningDataModule):
     """
 
     scheme: RegionScheme | None = None
+    #: Probability of training on a random subset of the modalities (SegmentationDataModule sets it).
+    modality_dropout: float = 0.0
 
     def _init_cases(self, root: str, spec: DatasetLayout, fold_file: str | None, manifest: str | None,
                     modalities: Sequence[str] | None, n_folds: int, split_seed: int, split_file: str | None,
@@ -151,7 +154,12 @@ class CasesDataModule(pl.LightningDataModule):
         return PreprocessingRecord(modalities=tuple(self.modalities), layout=self.layout, spacing=self.spacing,
                                    crop_to_brain=self.crop_to_brain,
                                    scheme=self.scheme.name if self.scheme is not None else None,
-                                   roi_size=self.patch_size)
+                                   roi_size=self.patch_size, accepts_missing=self.accepts_missing)
+
+    @property
+    def accepts_missing(self) -> tuple[str, ...]:
+        """The modalities a model trained on this data can do without (all of them with modality dropout)."""
+        return tuple(self.modalities) if self.modality_dropout > 0 and len(self.modalities) > 1 else ()
 
     def images_to_tensor(self, batch: dict) -> torch.Tensor:
         """The batch's images as ``(B, C, X, Y, Z)`` in this data module's modality order."""
@@ -198,6 +206,11 @@ class SegmentationDataModule(CasesDataModule):
         crop_to_brain: crop volumes to the brain's bounding box.
         validate: check every file before training: ``full`` reads all voxels, ``header`` only
             headers, ``off`` skips.
+        modality_dropout: probability per training volume of keeping only a random non-empty
+            subset of the modalities, the others set to the value a missing file gets at
+            prediction (:class:`~brainsegfounder.data.modality_dropout.RandomModalityDropout`);
+            0 (default) turns it off. Validation never drops. Checkpoints then record that the
+            model accepts missing modalities (``PreprocessingRecord.accepts_missing``).
     """
 
     def __init__(
@@ -225,6 +238,7 @@ class SegmentationDataModule(CasesDataModule):
         spacing: float | None = None,
         crop_to_brain: bool = False,
         validate: Literal["full", "header", "off"] = "full",
+        modality_dropout: float = 0.0,
     ):
         super().__init__()
         spec = get_layout(layout)
@@ -242,6 +256,8 @@ class SegmentationDataModule(CasesDataModule):
         self.label_probabilities = label_probabilities or self.scheme.default_sampling_probabilities()
         self.augmentation = augmentation or Augmentation()
         self.validate = validate
+        # Validated now (ConfigError for a value outside 0..1), not at the first training batch.
+        self.modality_dropout = RandomModalityDropout(modality_dropout).dropout_probability
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -295,8 +311,11 @@ class SegmentationDataModule(CasesDataModule):
         return in_place(preprocessing(self.patch_size, self.spacing, self.crop_to_brain))
 
     def train_transform(self) -> tio.Compose:
+        # Dropout comes last, after the z-score and intensity augmentation, so a dropped channel is
+        # exactly the constant a missing file becomes at prediction (modality_dropout.MISSING_VALUE).
+        dropout = [RandomModalityDropout(self.modality_dropout, self.modalities)] if self.modality_dropout > 0 else []
         return in_place([*preprocessing(self.patch_size, self.spacing, self.crop_to_brain),
-                         *augmentation(self.augmentation)])
+                         *augmentation(self.augmentation), *dropout])
 
     def train_dataloader(self) -> DataLoader:
         subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases), transform=self.train_transform())

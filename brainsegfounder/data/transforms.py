@@ -145,6 +145,8 @@ class PreprocessingRecord:
         >>> record = PreprocessingRecord(modalities=("flair", "t1ce", "t1", "t2"), layout="brats2021")
         >>> PreprocessingRecord.from_dict(record.to_dict()) == record
         True
+        >>> record.accepts_missing       # a model trained with modality dropout lists them all
+        ()
         >>> [type(t).__name__ for t in record.transforms()]
         ['ToCanonical', 'ZNormalization']
     """
@@ -155,6 +157,8 @@ class PreprocessingRecord:
     crop_to_brain: bool = False
     scheme: str | None = None
     roi_size: tuple[int, int, int] | None = None
+    #: Modalities the model can do without (trained with modality dropout); empty: needs them all.
+    accepts_missing: tuple[str, ...] = ()
 
     def transforms(self, patch_size: Sequence[int] | None = None) -> list[tio.Transform]:
         """The deterministic preprocessing steps (:func:`preprocessing`) this record describes."""
@@ -164,6 +168,7 @@ class PreprocessingRecord:
         data = asdict(self)
         data["modalities"] = list(self.modalities)
         data["roi_size"] = list(self.roi_size) if self.roi_size is not None else None
+        data["accepts_missing"] = list(self.accepts_missing)
         return data
 
     @classmethod
@@ -174,6 +179,7 @@ class PreprocessingRecord:
         known = {k: data.get(k) for k in ("layout", "spacing", "crop_to_brain", "scheme")}
         roi = data.get("roi_size")
         return cls(modalities=tuple(data["modalities"]), roi_size=tuple(roi) if roi else None,
+                   accepts_missing=tuple(data.get("accepts_missing") or ()),
                    **{k: v for k, v in known.items() if v is not None})
 
 

@@ -4,6 +4,9 @@
 :class:`~brainsegfounder.data.layouts.CaseFiles` per case, images in the checkpoint's channel order.
 File names are read by the layout authority (:mod:`brainsegfounder.data.layouts`): which modality
 a file is, which files make one case folder, what a missing one should have been called.
+With ``allow_missing`` a case folder lacking some modality files is returned with the files it
+has (``CaseFiles.extra["expected"]`` names the missing ones), for checkpoints trained with
+modality dropout; the predictor decides whether it may do without them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,46 @@ from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, case_from_folder, f
 from brainsegfounder.data.layouts.base import is_nifti, modality_of, strip_nifti
 from brainsegfounder.errors import ConfigError, DataError
 
-__all__ = ["find_inputs"]
+__all__ = ["find_inputs", "partial_cases"]
+
+
+def _partial_case(folder: Path, modalities: Sequence[str]) -> CaseFiles | None:
+    found: dict[str, Path] = {}
+    prefix = None
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and is_nifti(p)):
+        modality = modality_of(path, modalities)
+        if modality is None or modality in found:
+            continue
+        found[modality] = path
+        stem = strip_nifti(path.name)
+        prefix = prefix or stem[: len(stem) - len(modality)]  # keeps the separator: "BraTS2021_00007_"
+    if not found:
+        return None
+    expected = {m: str(folder / f"{prefix}{m}.nii.gz") for m in modalities if m not in found}
+    return CaseFiles(folder.name, {m: found[m] for m in modalities if m in found}, folder=folder,
+                     extra={"expected": expected} if expected else {})
+
+
+def partial_cases(folder: str | Path, modalities: Sequence[str]) -> list[CaseFiles]:
+    """Cases in ``folder`` (one case folder, or a root of case folders) with the modality files they have.
+
+    A file's modality is read from its name ending (``..._flair.nii.gz``, :func:`modality_of`);
+    a missing modality is absent from ``images`` and its expected path is in
+    ``extra["expected"]``. Folders without any modality file are not cases.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp()) / "BraTS2021_00007"; folder.mkdir()
+    >>> _ = (folder / "BraTS2021_00007_flair.nii.gz").write_bytes(b"")
+    >>> case = partial_cases(folder, ("flair", "t1ce", "t1", "t2"))[0]
+    >>> list(case.images), pathlib.Path(case.extra["expected"]["t1ce"]).name
+    (['flair'], 'BraTS2021_00007_t1ce.nii.gz')
+    """
+    folder = Path(folder)
+    own = _partial_case(folder, modalities)
+    if own is not None:
+        return [own]
+    return [case for sub in sorted(p for p in folder.iterdir() if p.is_dir())
+            if (case := _partial_case(sub, modalities)) is not None]
 
 
 def _case_from_files(paths: list[Path], modalities: Sequence[str] | None, in_channels: int) -> CaseFiles:
@@ -42,7 +84,7 @@ def _case_from_files(paths: list[Path], modalities: Sequence[str] | None, in_cha
 
 
 def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, in_channels: int | None = None,
-                layout: str | None = None) -> list[CaseFiles]:
+                layout: str | None = None, allow_missing: bool = False) -> list[CaseFiles]:
     """The cases to predict, from a data set root, one case folder, or one case's files.
 
     Args:
@@ -53,6 +95,9 @@ def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, 
             them: a data set root's layout then names them, files are taken in the order given).
         in_channels: the number of modalities the network takes (default: ``len(modalities)``).
         layout: force a layout by name instead of trying each registered one.
+        allow_missing: return case folders that lack some of ``modalities`` with the files they
+            have (:func:`partial_cases`) instead of raising; the predictor then checks that its
+            checkpoints accept them missing, and otherwise refuses with what to do.
 
     Returns:
         One :class:`CaseFiles` per case, ``images`` in channel order.
@@ -75,7 +120,7 @@ def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, 
     if missing:
         raise DataError(f"input(s) not found: {', '.join(map(str, missing))}. Check the path(s).")
     if all(p.is_dir() for p in paths) and len(paths) > 1:
-        cases = [c for p in paths for c in find_inputs([p], modalities, in_channels, layout)]
+        cases = [c for p in paths for c in find_inputs([p], modalities, in_channels, layout, allow_missing)]
         twice = sorted({c.subject_id for c in cases if sum(d.subject_id == c.subject_id for d in cases) > 1})
         if twice:
             raise DataError(f"case id(s) {', '.join(twice)} come from more than one --input folder; each case "
@@ -89,6 +134,15 @@ def find_inputs(inputs: Sequence[str | Path], modalities: Sequence[str] | None, 
         return [_case_from_files(paths, modalities, in_channels)]
 
     folder = paths[0]
+    if allow_missing and modalities:
+        try:
+            return find_inputs(paths, modalities, in_channels, layout)
+        except DataError:
+            # A case lacks a modality file (or the folder is no known layout): read what is there.
+            cases = partial_cases(folder, modalities)
+            if not cases:
+                raise
+            return cases
     if layout is not None and layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}.")
     problems = []

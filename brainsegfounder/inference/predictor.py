@@ -7,6 +7,14 @@ and crop if any, padding, z-score over the brain), segmented by the one sliding-
 checkpoints average their probabilities, ``tta`` adds the 8 mirrorings), and its probabilities are
 mapped back onto the input's exact grid (same shape, affine and orientation) before thresholding.
 
+A case may lack modalities when every checkpoint accepts them missing (trained with modality
+dropout: ``PreprocessingRecord.accepts_missing``): they become the constant channels training
+dropped to (:func:`~brainsegfounder.data.modality_dropout.missing_channels_tensor`). Checkpoints
+calibrated by ``brainsegfounder.calibrate`` divide their logits by their per-region temperatures.
+With ``uncertainty=True`` a case also gets its entropy map, the variance across members
+(checkpoints x mirrorings) when there are several, and its quality score
+(:mod:`~brainsegfounder.inference.uncertainty`).
+
 Example:
     >>> from brainsegfounder.inference import Predictor, find_inputs  # doctest: +SKIP
     >>> predictor = Predictor.from_checkpoints(["fold0.ckpt"], device="cpu")  # doctest: +SKIP
@@ -27,12 +35,15 @@ import numpy as np
 import torch
 import torchio as tio
 
+from brainsegfounder.calibration import apply_temperature
 from brainsegfounder.data.datamodule import as_triple
 from brainsegfounder.data.layouts import CaseFiles
+from brainsegfounder.data.modality_dropout import missing_channels_tensor, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.transforms import PreprocessingRecord, preprocessing
 from brainsegfounder.errors import ConfigError, DataError, WeightsError
-from brainsegfounder.inference.sliding_window import sliding_window_probabilities
+from brainsegfounder.inference.sliding_window import mirror_axes, sliding_window_probabilities
+from brainsegfounder.inference.uncertainty import combined_entropy, quality_score
 
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
@@ -102,6 +113,13 @@ class CasePrediction:
         header: the first modality's NIfTI header (written with the outputs).
         spacing: voxel size in mm along the three axes.
         image: the first modality's voxels on the input grid (the overlay's background).
+        missing: the modalities the case lacked (or that were left out), given as constant channels.
+        entropy: with ``uncertainty``, (X, Y, Z) predictive entropy of the mean probability, the
+            largest over regions (bits, 0..1), on the input grid.
+        variance: with ``uncertainty`` and two members or more, (R, X, Y, Z) variance of the
+            probability across members (checkpoints x mirrorings).
+        quality: with ``uncertainty``, the case's quality score (mean entropy over the predicted
+            lesion and its border, bits; higher = less sure).
     """
 
     case_id: str
@@ -111,6 +129,26 @@ class CasePrediction:
     header: nib.Nifti1Header
     spacing: tuple[float, float, float]
     image: np.ndarray | None = None
+    missing: tuple[str, ...] = ()
+    entropy: np.ndarray | None = None
+    variance: np.ndarray | None = None
+    quality: float | None = None
+
+
+class _Calibrated(torch.nn.Module):
+    """A network whose logits are divided by per-region temperatures (``brainsegfounder.calibrate``)."""
+
+    def __init__(self, network: torch.nn.Module, temperature: Sequence[float]):
+        super().__init__()
+        self.network, self.temperature = network, [float(t) for t in temperature]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_temperature(self.network(x), self.temperature)
+
+
+def _accepts_missing(module) -> tuple[str, ...]:
+    record = _record(module)
+    return tuple(record.accepts_missing) if record is not None else ()
 
 
 class Predictor:
@@ -126,13 +164,16 @@ class Predictor:
         roi_size: window size in voxels (default: each checkpoint's ``roi_size``).
         threshold: probability above which a voxel belongs to a region (default: the checkpoint's).
         precision: ``"32"`` or ``"bf16"`` (autocast; meant for CUDA).
-        modalities: modality names in channel order, if the checkpoints do not record them.
+        modalities: modality names in channel order, if the checkpoints do not record them; for
+            checkpoints that do, a subset of theirs forces the others missing (a robustness study).
+        sources: where the checkpoints came from (for messages).
     """
 
     def __init__(self, modules: Sequence, device: str | torch.device = "cpu", tta: bool = False,
                  overlap: float | None = None, sw_batch_size: int | None = None,
                  roi_size: int | Sequence[int] | None = None, threshold: float | None = None,
-                 precision: str = "32", modalities: Sequence[str] | None = None):
+                 precision: str = "32", modalities: Sequence[str] | None = None,
+                 sources: Sequence[str] | None = None):
         if not modules:
             raise WeightsError("no checkpoint given: pass at least one --ckpt.")
         if precision not in ("32", "bf16"):
@@ -151,7 +192,25 @@ class Predictor:
         self.spacing = self.record.spacing if self.record else None
         self.crop_to_brain = bool(self.record.crop_to_brain) if self.record else False
         recorded = _modalities_of(first)
+        self.sources = [str(s) for s in sources] if sources else [f"checkpoint {i}" for i in range(len(self.modules))]
+        # What every member can do without; an ensemble accepts only what all of its members accept.
+        self.accepts_missing = tuple(m for m in (recorded or ())
+                                     if all(m in _accepts_missing(module) for module in self.modules))
+        self.subset: tuple[str, ...] | None = None
+        if modalities:  # "t1,flair" or ["t1", "flair"]
+            listed = [modalities] if isinstance(modalities, str) else modalities
+            modalities = [n.strip() for m in listed for n in str(m).split(",") if n.strip()]
+        if modalities and recorded:
+            chosen = parse_modalities(modalities, recorded)
+            self.subset = chosen if len(chosen) < len(recorded) else None
+            modalities = None
         self.modalities: tuple[str, ...] | None = tuple(modalities) if modalities else recorded
+        self.temperatures = [getattr(m, "temperature", None) for m in self.modules]
+        self.networks = [_Calibrated(m, t) if t else m for m, t in zip(self.modules, self.temperatures, strict=True)]
+        thresholds = [getattr(m, "flag_threshold", None) for m in self.modules]
+        known = [t for t in thresholds if t is not None]
+        #: The quality score above which a case is flagged (the calibrated one; the largest of an ensemble's).
+        self.flag_threshold: float | None = max(known) if known else None
         if self.modalities is not None and len(self.modalities) != self.in_channels:
             raise DataError(f"{len(self.modalities)} modalities {list(self.modalities)} given for a network "
                             f"with {self.in_channels} input channels.")
@@ -180,6 +239,7 @@ class Predictor:
         if reference["modalities"] is None and not kwargs.get("modalities"):
             named = [_modalities_of(m) for m in modules if _modalities_of(m)]
             kwargs["modalities"] = named[0] if named else None
+        kwargs.setdefault("sources", [str(p) for p in paths])
         return cls(modules, target, **kwargs)
 
     # -- the pieces of one prediction ------------------------------------------------------------
@@ -189,24 +249,76 @@ class Predictor:
         steps = self.record.transforms(largest) if self.record else preprocessing(largest)
         return tio.Compose(steps, copy=False)
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor, variance: bool = False):
         """Mean sigmoid probabilities ``(1, R, X, Y, Z)`` over checkpoints (and mirrorings) of ``x``.
 
         ``x`` is a preprocessed ``(1, C, X, Y, Z)`` volume. Runs under ``torch.inference_mode``.
+        With ``variance``, returns ``(mean, variance across members)``; the members (checkpoints
+        x mirrorings) are summed as they come (sum and sum of squares), so memory does not grow
+        with their number. The variance is ``None`` for a single member.
         """
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with torch.inference_mode(), autocast:
-            return sliding_window_probabilities(x.to(self.device), self.modules, self.roi_sizes,
-                                                self.sw_batch_sizes, self.overlaps, tta=self.tta)
+            x = x.to(self.device)
+            if not variance:
+                return sliding_window_probabilities(x, self.networks, self.roi_sizes, self.sw_batch_sizes,
+                                                    self.overlaps, tta=self.tta)
+            total = squares = None
+            count = 0
+            for network, roi, batch, lap in zip(self.networks, self.roi_sizes, self.sw_batch_sizes, self.overlaps,
+                                                strict=True):
+                for axes in mirror_axes(self.tta):
+                    p = sliding_window_probabilities(torch.flip(x, axes) if axes else x, [network], roi, batch, lap)
+                    p = torch.flip(p, axes) if axes else p
+                    total = p.clone() if total is None else total.add_(p)
+                    squares = p * p if squares is None else squares.add_(p * p)
+                    count += 1
+            mean = total / count
+            spread = (squares / count - mean * mean).clamp_(min=0) if count > 1 else None
+            return mean, spread
 
-    def predict_case(self, case: CaseFiles, keep_image: bool = False) -> CasePrediction:
-        """Segment one case and return its label map and probabilities on the input's own grid."""
-        names = list(case.images)
-        if len(names) != self.in_channels:
-            raise DataError(f"subject {case.subject_id}: {len(names)} modalities but the network takes "
+    def missing_of(self, case: CaseFiles) -> tuple[str, ...]:
+        """The modalities ``case`` is predicted without (absent files, or left out by a forced subset)."""
+        names = self.modalities or tuple(case.images)
+        return tuple(m for m in names if case.images.get(m) is None or (self.subset is not None and m not in self.subset))
+
+    def check_case(self, case: CaseFiles) -> tuple[str, ...]:
+        """The case's missing modalities; a :class:`DataError` when the checkpoints need them.
+
+        The message names the missing files, the checkpoints and how to train a model that does
+        without them.
+        """
+        missing = self.missing_of(case)
+        refused = [m for m in missing if m not in self.accepts_missing]
+        if not refused:
+            if len(missing) == len(self.modalities or case.images):
+                raise DataError(f"subject {case.subject_id}: none of the model's modalities "
+                                f"{list(self.modalities or ())} is there; at least one is needed.")
+            return missing
+        expected = case.extra.get("expected", {}) if isinstance(case.extra, dict) else {}
+        files = ", ".join(f"{m} ({expected[m]})" if m in expected else m for m in refused)
+        absent = [m for m in refused if case.images.get(m) is None]
+        why = "lacks" if absent else "is asked (--modalities) to do without"
+        raise DataError(
+            f"subject {case.subject_id} {why} modality {files}, and {', '.join(self.sources)} "
+            f"{'was' if len(self.sources) == 1 else 'were'} trained with all of {', '.join(self.modalities or ())} "
+            "(no modality dropout), so it cannot predict without it. Add the file(s), or use a checkpoint "
+            "trained with data.modality_dropout: python -m brainsegfounder.fit --config "
+            "experiments/brats_anymodal.yaml (or experiments/demo_anymodal.yaml on CPU).")
+
+    def predict_case(self, case: CaseFiles, keep_image: bool = False, uncertainty: bool = False) -> CasePrediction:
+        """Segment one case and return its label map and probabilities on the input's own grid.
+
+        ``uncertainty`` adds the entropy map, the member variance and the quality score.
+        """
+        missing = self.check_case(case)
+        channels = list(self.modalities or case.images)
+        if len(channels) != self.in_channels:
+            raise DataError(f"subject {case.subject_id}: {len(channels)} modalities but the network takes "
                             f"{self.in_channels}.")
+        names = [m for m in channels if m not in missing]
         first = nib.load(str(case.images[names[0]]))
-        subject = tio.Subject({name: tio.ScalarImage(path) for name, path in case.images.items()})
+        subject = tio.Subject({name: tio.ScalarImage(case.images[name]) for name in names})
         try:
             subject.load()
         except Exception as err:  # nibabel and gzip raise many kinds for broken files
@@ -217,8 +329,17 @@ class Predictor:
         image = original.data[0].numpy().copy() if keep_image else None
 
         processed = self.transform()(subject)
-        x = torch.cat([processed[name].data for name in names]).unsqueeze(0).float()
-        probs = self.probabilities(x)[0].cpu()
+        # Missing channels: the constant training's modality dropout used (after the z-score).
+        x = missing_channels_tensor({m: processed[m].data for m in names}, channels,
+                                    case=f"subject {case.subject_id}").unsqueeze(0)
+        if uncertainty:
+            mean, spread = self.probabilities(x, variance=True)
+        else:
+            mean, spread = self.probabilities(x), None
+        probs = mean[0].cpu()
+        regions = probs.shape[0]
+        if spread is not None:
+            probs = torch.cat([probs, spread[0].cpu()])  # mapped back together, in one resampling
         processed_affine = processed[names[0]].affine
         if tuple(probs.shape[1:]) != shape or not np.allclose(processed_affine, affine, atol=1e-4):
             # Back onto the input's grid (undoing reorientation, padding, resampling, cropping) by
@@ -227,7 +348,10 @@ class Predictor:
             back = tio.Resample((shape, affine), image_interpolation="linear")
             mapped = back(tio.Subject(p=tio.ScalarImage(tensor=probs, affine=processed_affine)))
             probs = mapped["p"].data
+        probs, variance = probs[:regions], (probs[regions:].numpy() if spread is not None else None)
         label = self.scheme.to_label((probs > self.threshold).unsqueeze(0))[0, 0].numpy()
         spacing = tuple(float(z) for z in first.header.get_zooms()[:3])
+        entropy = combined_entropy(probs).numpy() if uncertainty else None
+        quality = quality_score(probs, self.threshold) if uncertainty else None
         return CasePrediction(case.subject_id, label, probs.numpy().astype(np.float32, copy=False),
-                              first.affine, first.header, spacing, image)
+                              first.affine, first.header, spacing, image, missing, entropy, variance, quality)

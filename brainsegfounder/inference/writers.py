@@ -45,10 +45,13 @@ from brainsegfounder.errors import BrainSegFounderError, DataError
 from brainsegfounder.inference.predictor import CasePrediction
 from brainsegfounder.metrics import volume_ml
 
-__all__ = ["RECORD_FILE", "OutputRecord", "ensure_writable", "file_sha256", "inputs_digest", "PARTIAL_FOLDER", "PROBABILITY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes", "region_volumes",
-           "volumes_from_file", "write_label", "write_overlay", "write_probabilities", "write_volumes"]
+__all__ = ["RECORD_FILE", "OutputRecord", "ensure_writable", "file_sha256", "inputs_digest", "PARTIAL_FOLDER",
+           "PROBABILITY_FOLDER", "UNCERTAINTY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes",
+           "region_volumes", "volumes_from_file", "write_label", "write_overlay", "write_probabilities",
+           "write_uncertainty", "write_volumes"]
 
 PROBABILITY_FOLDER = "probabilities"
+UNCERTAINTY_FOLDER = "uncertainty"
 VOLUMES_FILE = "volumes.csv"
 PARTIAL_FOLDER = ".partial"
 RECORD_FILE = ".brainsegfounder.json"
@@ -164,6 +167,26 @@ def write_probabilities(result: CasePrediction, path: Path, partial_dir: Path) -
     _atomic_save(image, path, partial_dir)
 
 
+def write_uncertainty(result: CasePrediction, folder: Path, partial_dir: Path) -> list[Path]:
+    """``<case>_entropy.nii.gz`` (bits, 0..1) and, with several members, ``<case>_variance.nii.gz``.
+
+    Both lie on the input's grid (its affine and header). The entropy is 3-D (the least sure
+    region per voxel); the variance has one volume per region along the 4th axis. Float32: the
+    values are small and their resolution matters.
+    """
+    if result.entropy is None:
+        raise BrainSegFounderError(f"subject {result.case_id}: no uncertainty was computed; predict with "
+                                   "uncertainty=True.")
+    paths = [folder / f"{result.case_id}_entropy.nii.gz"]
+    _atomic_save(_nifti(result.entropy.astype(np.float32), result.affine, result.header, np.float32),
+                 paths[0], partial_dir)
+    if result.variance is not None:
+        paths.append(folder / f"{result.case_id}_variance.nii.gz")
+        data = np.moveaxis(result.variance, 0, -1).astype(np.float32)
+        _atomic_save(_nifti(data, result.affine, result.header, np.float32), paths[1], partial_dir)
+    return paths
+
+
 def region_volumes(label: np.ndarray, scheme: RegionScheme, spacing: Sequence[float]) -> dict[str, float]:
     """``{"<region>_ml": volume}`` of a label map with voxels of ``spacing`` mm (the ``volumes.csv`` columns)."""
     regions = scheme.to_regions(torch.from_numpy(np.asarray(label).astype(np.int16))[None, None])[0]
@@ -175,21 +198,40 @@ def volumes_from_file(path: Path, scheme: RegionScheme) -> dict[str, float]:
     return region_volumes(np.asanyarray(image.dataobj), scheme, image.header.get_zooms()[:3])
 
 
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _parse(column: str, text: str):
+    """A ``volumes.csv`` cell back to its value: mL and quality as floats, counts as ints, else text."""
+    if column.endswith("_ml"):
+        return float(text or 0)
+    if column == "quality" and text:
+        return float(text)
+    if column == "non_finite_voxels" and text:
+        return int(float(text))
+    return text
+
+
 def write_volumes(path: Path, rows: dict[str, dict[str, float]], columns: list[str], partial_dir: Path) -> None:
-    """``volumes.csv``: one row per case id (sorted), mL per region with 4 decimals (counts as integers)."""
+    """``volumes.csv``: one row per case id (sorted), mL per region with 4 decimals.
+
+    Optional columns: ``non_finite_voxels`` (NaN/Inf voxels replaced by 0 with ``--non_finite
+    zero``), ``missing_modalities`` (``+``-joined names the case was predicted without),
+    ``quality`` (the quality score, bits) and ``flag`` (``1`` when the quality score is above the
+    threshold) when the predictor computed them.
+    """
 
     def write(temporary: Path) -> None:
         with temporary.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["case_id", *columns])
             writer.writeheader()
             for case_id in sorted(rows):
-                writer.writerow({"case_id": case_id, **{c: _cell(c, rows[case_id].get(c, 0)) for c in columns}})
+                writer.writerow({"case_id": case_id, **{c: _cell(rows[case_id].get(c, "")) for c in columns}})
 
     _atomic(path, partial_dir, write)
-
-
-def _cell(column: str, value: float) -> str:
-    return f"{value:.4f}" if column.endswith("_ml") else str(int(value))
 
 
 def read_volumes(path: Path, columns: list[str], overwrite: bool) -> dict[str, dict[str, float]]:
@@ -204,7 +246,7 @@ def read_volumes(path: Path, columns: list[str], overwrite: bool) -> dict[str, d
             raise BrainSegFounderError(
                 f"{path} exists with columns {reader.fieldnames}, not {['case_id', *columns]} (another task's "
                 "predictions?). Choose another --output, or pass --overwrite to replace it.")
-        return {row["case_id"]: {c: float(row.get(c) or 0) for c in columns} for row in reader}
+        return {row["case_id"]: {c: _parse(c, row.get(c) or "") for c in columns} for row in reader}
 
 
 def _inside(path: Path, folder: Path) -> bool:

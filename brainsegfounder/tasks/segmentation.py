@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import torch
 
+from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, TEMPERATURE_KEY
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import SCHEMES, RegionScheme, get_scheme
 from brainsegfounder.data.transforms import PREPROCESSING_KEY
@@ -109,6 +110,12 @@ class SegmentationModule(BackboneTask):
 
     def record_fields(self) -> dict:
         return {**super().record_fields(), "scheme": self.scheme.name, "roi_size": self.roi_size}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # Written by `brainsegfounder.calibrate` into a calibrated copy; the predictor applies them.
+        self.temperature = checkpoint.get(TEMPERATURE_KEY)
+        self.flag_threshold = checkpoint.get(FLAG_THRESHOLD_KEY)
 
     def _inputs_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         x = images_to_tensor(batch, self.modalities)

@@ -1,0 +1,193 @@
+"""Calibrate a segmentation checkpoint on its validation fold: per-region temperatures and a flag threshold.
+
+::
+
+    python -m brainsegfounder.calibrate --ckpt runs/demo_anymodal/finetune/version_0/checkpoints/last.ckpt \\
+        --config runs/demo_anymodal/finetune/version_0/config.yaml [--data.init_args.root=...]
+
+The ``--config`` is the run's config (the one saved beside the run, or the experiment's YAML with
+the same overrides); only its ``data`` section is used: the data module gives the validation fold
+exactly as ``fit`` validated on it (whole volumes after the checkpoint's preprocessing). On those
+cases the command computes the network's logits by the Gaussian sliding window, fits one
+temperature per region channel (:func:`~brainsegfounder.calibration.fit_temperature`), and
+chooses the quality-score threshold that best separates cases with mean Dice below
+``dice_floor`` (:func:`~brainsegfounder.inference.uncertainty.choose_flag_threshold`).
+
+It writes a calibrated copy next to the checkpoint, ``<name>.calibrated.ckpt`` (never the
+checkpoint itself), holding both under
+:data:`~brainsegfounder.calibration.TEMPERATURE_KEY` and
+:data:`~brainsegfounder.calibration.FLAG_THRESHOLD_KEY`; ``predict`` applies them. It prints the
+negative log-likelihood, ECE and Brier score per region before and after (measured on the same
+validation voxels the temperatures were fitted on, within the brain).
+
+>>> from brainsegfounder.calibrate import calibrated_path
+>>> calibrated_path("runs/x/last.ckpt").name
+'last.calibrated.ckpt'
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from brainsegfounder.errors import ConfigError, DataError
+
+__all__ = ["calibrate", "calibrated_path", "main"]
+
+
+def calibrated_path(ckpt: str | Path) -> Path:
+    """Where the calibrated copy of ``ckpt`` goes: ``<folder>/<stem>.calibrated.ckpt``."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(f"{ckpt.stem}.calibrated.ckpt")
+
+
+def _validation_logits(module, datamodule, max_cases: int | None):
+    """``(logits, targets, brain masks)`` per validation case, each ``(R, X, Y, Z)`` on the model's grid."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    datamodule.setup("validate")
+    if not datamodule.val_cases:
+        raise DataError(f"the data module has no validation cases (fold {getattr(datamodule, 'fold', '?')} of "
+                        f"{datamodule.root}); calibration needs held-out cases.")
+    device = next(module.parameters()).device
+    out = []
+    for batch in datamodule.val_dataloader():
+        x = datamodule.images_to_tensor(batch).to(device)
+        with torch.inference_mode():
+            logits = sliding_window_inference(x, module.roi_size, module.hparams.sw_batch_size, module,
+                                              overlap=module.hparams.sw_overlap, mode="gaussian")
+        targets = module.scheme.to_regions(batch["label"])[0].float()
+        brain = (x[0] != x[0].amin(dim=(1, 2, 3), keepdim=True)).any(0)  # z-scored background is each channel's minimum
+        out.append((logits[0].float().cpu(), targets.cpu(), brain.cpu()))
+        if max_cases is not None and len(out) >= max_cases:
+            break
+    return out
+
+
+def _data_parser():
+    import pytorch_lightning as pl
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="python -m brainsegfounder.calibrate", exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_subclass_arguments(pl.LightningDataModule, "data", required=True)
+    # The rest of a fit config is accepted and ignored: only the data section matters here.
+    for key in ("trainer", "model", "optimizer", "lr_scheduler"):
+        parser.add_argument(f"--{key}", type=Any, default=None)
+    for key in ("seed_everything", "ckpt_path", "quiet"):  # what fit saves beside a run
+        parser.add_argument(f"--{key}", type=Any, default=None)
+    return parser
+
+
+def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: str = "cpu",
+              max_cases: int | None = None, dice_floor: float = 0.7, max_voxels: int = 200_000) -> dict:
+    """Fit per-region temperatures and the flag threshold on the validation fold; write a calibrated copy.
+
+    Args:
+        ckpt: a segmentation checkpoint written by ``brainsegfounder.fit``.
+        settings: the run's config and dotted overrides, as given to ``fit`` (``--config run.yaml
+            --data.init_args.root=...``); only the data section is used.
+        out: where to write the calibrated checkpoint (default: ``<name>.calibrated.ckpt`` beside it).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        max_cases: use at most this many validation cases.
+        dice_floor: cases with mean Dice below this are the ones the flag should catch.
+        max_voxels: the temperatures are fitted on a seeded subsample of this many voxels.
+
+    Returns:
+        ``{"path", "temperature", "flag_threshold", "before", "after"}``; ``before``/``after`` map
+        ``nll_<R>``, ``ece_<R>``, ``brier_<R>`` to values.
+    """
+    import numpy as np
+    import torch
+
+    from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, TEMPERATURE_KEY, binary_nll, fit_temperature
+    from brainsegfounder.inference.predictor import load_segmentation, resolve_device
+    from brainsegfounder.inference.uncertainty import choose_flag_threshold, quality_score
+    from brainsegfounder.metrics import calibration_per_region, dice_per_channel
+
+    source = Path(ckpt).expanduser()
+    target = Path(out).expanduser() if out else calibrated_path(source)
+    if target.resolve() == source.resolve():
+        raise ConfigError(f"--out {target} is the checkpoint itself; calibration never rewrites the user's file. "
+                          "Choose another path (default: <name>.calibrated.ckpt).")
+    module = load_segmentation(source, resolve_device(device))
+    try:
+        parsed = _data_parser().parse_args(list(settings))
+    except Exception as err:  # jsonargparse reports a bad config or override as a plain exception
+        raise ConfigError(f"--config {' '.join(settings)}: {err}") from None
+    datamodule = _data_parser().instantiate_classes(parsed).data
+    names = module.scheme.names
+    if tuple(getattr(datamodule, "region_names", names)) != tuple(names):
+        raise ConfigError(f"the config's data regions {datamodule.region_names} are not the checkpoint's {names}; "
+                          "pass the config of the run that wrote the checkpoint.")
+    cases = _validation_logits(module, datamodule, max_cases)
+    logits = [z for z, _, _ in cases]
+    targets = [y for _, y, _ in cases]
+    temperature = fit_temperature(logits, targets, max_voxels=max_voxels, channel_dim=0)
+
+    def scores(t=None) -> dict:
+        nll = binary_nll(logits, targets, t, channel_dim=0)
+        probs = [torch.sigmoid(z / (t.reshape(-1, 1, 1, 1) if t is not None else 1)).numpy() for z in logits]
+        p = np.concatenate([q[:, m.numpy()] for q, (_, _, m) in zip(probs, cases, strict=True)], axis=1)
+        y = np.concatenate([y[:, m].numpy() for _, y, m in cases], axis=1)
+        result = {f"nll_{n}": float(v) for n, v in zip(names, nll, strict=True)}
+        result.update(calibration_per_region(p, y, names))
+        return result
+
+    before, after = scores(), scores(temperature)
+    quality, dice = [], []
+    for z, y, _ in cases:
+        p = torch.sigmoid(z / temperature.reshape(-1, 1, 1, 1))
+        quality.append(quality_score(p, float(module.hparams.threshold)))
+        dice.append(float(dice_per_channel((p > module.hparams.threshold)[None], y[None] > 0)[0].mean()))
+    threshold = choose_flag_threshold(quality, dice, dice_floor)
+
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint[TEMPERATURE_KEY] = [float(t) for t in temperature]
+    checkpoint[FLAG_THRESHOLD_KEY] = float(threshold)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.partial")
+    torch.save(checkpoint, temporary)
+    temporary.replace(target)
+    lines = [f"calibrated on {len(cases)} validation case(s) of {datamodule.root}: wrote {target}",
+             "| region | T | NLL before | NLL after | ECE before | ECE after | Brier before | Brier after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {n} | {float(t):.3f} | {before[f'nll_{n}']:.4f} | {after[f'nll_{n}']:.4f} | "
+              f"{before[f'ece_{n}']:.4f} | {after[f'ece_{n}']:.4f} | {before[f'brier_{n}']:.4f} | "
+              f"{after[f'brier_{n}']:.4f} |" for n, t in zip(names, temperature, strict=True)]
+    lines.append(f"flag threshold (quality score, bits): {threshold:.4f} (cases with mean Dice < {dice_floor})")
+    print("\n".join(lines))
+    return {"path": target, "temperature": [float(t) for t in temperature], "flag_threshold": float(threshold),
+            "before": before, "after": after}
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """``--ckpt`` (and the calibrate options) for this command; everything else is the run's config."""
+    from brainsegfounder.cli import command
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor", "--max_voxels"}
+    mine: list[str] = []
+    config: list[str] = []
+    items = iter(argv)
+    for arg in items:
+        name = arg.split("=", 1)[0]
+        if name in own or arg in ("-h", "--help"):
+            mine.append(arg)
+            if "=" not in arg and arg not in ("-h", "--help"):
+                mine.append(next(items, ""))
+        else:
+            config.append(arg)
+    # The config and its overrides pass through as one list, parsed by the data module's parser.
+    return command(calibrate, [*mine, "--settings", "[" + ", ".join(_quote(c) for c in config) + "]"],
+                   prog="python -m brainsegfounder.calibrate")
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+if __name__ == "__main__":
+    main()
