@@ -53,7 +53,7 @@ __all__ = ["main", "predict"]
 #: Options that take several values (``--ckpt a.ckpt b.ckpt``, or repeated).
 _LISTS = ("--ckpt", "--input")
 #: Options that may be given bare (``--tta``) as well as ``--tta true``.
-_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty")
+_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty", "--fast")
 _PROG = "python -m brainsegfounder.predict"
 
 
@@ -89,6 +89,8 @@ def predict(
     non_finite: str = "refuse",
     uncertainty: bool = False,
     flag_threshold: float | None = None,
+    fast: bool = False,
+    engine: str = "torch",
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
@@ -121,6 +123,10 @@ def predict(
             checkpoints or --tta) and add the quality and flag columns to volumes.csv.
         flag_threshold: flag cases whose quality score is above this (default: the threshold
             stored by brainsegfounder.calibrate, if any).
+        fast: faster, not identical: the sliding window over the brain's own box at overlap 0.25
+            (the default already skips windows outside the brain with identical results).
+        engine: torch, or onnxruntime (the network run by ONNX Runtime on the CPU: same windows,
+            several times faster on CPUs; needs the onnx and onnxruntime packages).
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -137,7 +143,8 @@ def predict(
     output = Path(output).expanduser()
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
-                                           threshold=threshold, precision=precision, modalities=modalities)
+                                           threshold=threshold, precision=precision, modalities=modalities,
+                                           fast=fast, engine=engine)
     cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     png_dir = Path(png).expanduser() if png is not None else None

@@ -274,3 +274,15 @@ def test_inputs_are_found_in_a_root_a_case_folder_or_files(two_cases, tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path, two_cases, capsys):
     assert main(["--ckpt", str(tmp_path / "nope.ckpt"), "--input", str(two_cases), "--output", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_brain_box_default_and_onnx_runtime_engine_agree_with_the_plain_sliding_window(checkpoint, two_cases):
+    case = find_inputs([two_cases], BRATS_MODALITIES)[0]
+    plain = Predictor.from_checkpoints([checkpoint], device="cpu", bbox=False).predict_case(case)
+    boxed = Predictor.from_checkpoints([checkpoint], device="cpu").predict_case(case)
+    np.testing.assert_allclose(boxed.probabilities, plain.probabilities, atol=1e-6)
+    onnx = Predictor.from_checkpoints([checkpoint], device="cpu", engine="onnxruntime").predict_case(case)
+    np.testing.assert_allclose(onnx.probabilities, plain.probabilities, atol=1e-3)
+    fast = Predictor.from_checkpoints([checkpoint], device="cpu", fast=True)
+    assert fast.overlaps == [0.25] and not fast.align
+    assert fast.predict_case(case).label.shape == plain.label.shape

@@ -167,13 +167,20 @@ class Predictor:
         modalities: modality names in channel order, if the checkpoints do not record them; for
             checkpoints that do, a subset of theirs forces the others missing (a robustness study).
         sources: where the checkpoints came from (for messages).
+        bbox: run the sliding window over the brain's bounding box only, on the full volume's
+            window grid: the same probabilities inside the brain, background outside.
+        fast: the brain's own box and overlap 0.25 (unless ``overlap`` is given): faster, not
+            identical (docs/export.md states the measured difference).
+        engine: ``torch``, or ``onnxruntime`` (the network exported once to ONNX and run by ONNX
+            Runtime on the CPU; the same windows, logits within 1e-3).
     """
 
     def __init__(self, modules: Sequence, device: str | torch.device = "cpu", tta: bool = False,
                  overlap: float | None = None, sw_batch_size: int | None = None,
                  roi_size: int | Sequence[int] | None = None, threshold: float | None = None,
                  precision: str = "32", modalities: Sequence[str] | None = None,
-                 sources: Sequence[str] | None = None):
+                 sources: Sequence[str] | None = None, bbox: bool = True, fast: bool = False,
+                 engine: str = "torch"):
         if not modules:
             raise WeightsError("no checkpoint given: pass at least one --ckpt.")
         if precision not in ("32", "bf16"):
@@ -184,6 +191,14 @@ class Predictor:
         first = self.modules[0]
         self.roi_sizes = [as_triple(roi_size) if roi_size is not None else m.roi_size for m in self.modules]
         self.sw_batch_sizes = [sw_batch_size or m.hparams.sw_batch_size for m in self.modules]
+        if engine not in ("torch", "onnxruntime"):
+            raise ConfigError(f"--engine {engine!r}: choose torch or onnxruntime.")
+        # --fast: the brain's own box (not the full volume's window grid) at a lower overlap.
+        self.bbox, self.align, self.engine = bool(bbox or fast), not fast, engine
+        if fast and overlap is None:
+            from brainsegfounder.inference.fast import FAST_OVERLAP
+
+            overlap = FAST_OVERLAP
         self.overlaps = [m.hparams.sw_overlap if overlap is None else overlap for m in self.modules]
         self.scheme: RegionScheme = first.scheme
         self.in_channels = int(first.hparams.in_channels)
@@ -206,7 +221,12 @@ class Predictor:
             modalities = None
         self.modalities: tuple[str, ...] | None = tuple(modalities) if modalities else recorded
         self.temperatures = [getattr(m, "temperature", None) for m in self.modules]
-        self.networks = [_Calibrated(m, t) if t else m for m, t in zip(self.modules, self.temperatures, strict=True)]
+        runners = self.modules
+        if engine == "onnxruntime":
+            from brainsegfounder.inference.export import OnnxRuntimeNetwork
+
+            runners = [OnnxRuntimeNetwork(m) for m in self.modules]
+        self.networks = [_Calibrated(r, t) if t else r for r, t in zip(runners, self.temperatures, strict=True)]
         thresholds = [getattr(m, "flag_threshold", None) for m in self.modules]
         known = [t for t in thresholds if t is not None]
         #: The quality score above which a case is flagged (the calibrated one; the largest of an ensemble's).
@@ -262,13 +282,14 @@ class Predictor:
             x = x.to(self.device)
             if not variance:
                 return sliding_window_probabilities(x, self.networks, self.roi_sizes, self.sw_batch_sizes,
-                                                    self.overlaps, tta=self.tta)
+                                                    self.overlaps, tta=self.tta, bbox=self.bbox, align=self.align)
             total = squares = None
             count = 0
             for network, roi, batch, lap in zip(self.networks, self.roi_sizes, self.sw_batch_sizes, self.overlaps,
                                                 strict=True):
                 for axes in mirror_axes(self.tta):
-                    p = sliding_window_probabilities(torch.flip(x, axes) if axes else x, [network], roi, batch, lap)
+                    p = sliding_window_probabilities(torch.flip(x, axes) if axes else x, [network], roi, batch, lap,
+                                                     bbox=self.bbox, align=self.align)
                     p = torch.flip(p, axes) if axes else p
                     total = p.clone() if total is None else total.add_(p)
                     squares = p * p if squares is None else squares.add_(p * p)
