@@ -27,6 +27,14 @@ from brainsegfounder.data.synthetic.lesions import (
     strokes,
     tumour,
 )
+from brainsegfounder.data.synthetic.variety import (
+    check_variety,
+    texture_gain,
+    variety_rng,
+    vary_anatomy,
+    vary_contrast,
+    vary_tumour_plan,
+)
 from brainsegfounder.errors import ConfigError
 
 __all__ = ["SyntheticSubject", "synthesize_subject", "check_args"]
@@ -82,7 +90,7 @@ def check_args(layout: str | DatasetLayout, index: int = 0, seed: int = 0, spaci
 
 
 def synthesize_subject(layout: str | DatasetLayout, index: int, seed: int = 0, spacing: float = 2.0,
-                       cohort: str | None = None) -> SyntheticSubject:
+                       cohort: str | None = None, variety: str = "default") -> SyntheticSubject:
     """Make subject ``index`` of ``layout`` in memory; the same ``(seed, index)`` gives the same arrays.
 
     Args:
@@ -91,6 +99,8 @@ def synthesize_subject(layout: str | DatasetLayout, index: int, seed: int = 0, s
         seed: random seed (>= 0).
         spacing: isotropic voxel size in mm (2.0 -> 99 x 117 x 95 voxels, 1.0 -> 197 x 233 x 189).
         cohort: BraTS 2023+ cohort of the case id (GLI, MET, MEN, PED, SSA); only the name changes.
+        variety: ``default`` (the demo's subjects, unchanged) or ``high`` (more inter-subject
+            and inter-site variation, :mod:`~brainsegfounder.data.synthetic.variety`).
 
     Returns:
         A :class:`SyntheticSubject`; glioma subjects always hold every label of their scheme.
@@ -108,16 +118,27 @@ def synthesize_subject(layout: str | DatasetLayout, index: int, seed: int = 0, s
     anatomy_rng, contrast_rng, lesion_rng, noise_rng = np.random.default_rng([int(seed), int(index)]).spawn(4)
     anatomy = deformed_anatomy(anatomy_rng, tpl)
     params = {c: draw_contrast(contrast_rng, c, tpl) for c in ALL_CONTRASTS}
+    high = check_variety(variety) == "high"
+    if high:
+        extra = variety_rng(seed, index)
+        vary_anatomy(extra, anatomy, tpl)
+        params = {c: vary_contrast(extra, params[c]) for c in ALL_CONTRASTS}
     noise_rngs = dict(zip(ALL_CONTRASTS, noise_rng.spawn(len(ALL_CONTRASTS)), strict=True))
 
     label = None
     blends: list[Blend] = []
     if len(values) > 1:  # a glioma
         plan = plan_tumour(lesion_rng, anatomy, tpl)
+        if high:
+            plan = vary_tumour_plan(extra, plan)
         mass_effect(anatomy, tpl, plan[0], radius_mm=plan[2], strength=lesion_rng.uniform(0.2, 0.5))
         anatomy.finish()
         signals = [{c: params[c].tumour[k] for c in ALL_CONTRASTS} for k in range(3)]
         label, blends = tumour(lesion_rng, anatomy, tpl, plan, signals)
+        if high:
+            gain = texture_gain(extra)
+            for blend in blends:
+                blend.texture = blend.texture * gain
         if RC in values:
             cavity = {c: params[c].tissue[0] * _CAVITY_VS_CSF[c] * math.exp(lesion_rng.normal(0.0, 0.06))
                       for c in ALL_CONTRASTS}

@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from brainsegfounder.data.synthetic.subjects import check_args, synthesize_subject
+from brainsegfounder.data.synthetic.variety import check_variety
 from brainsegfounder.errors import ConfigError, DataError
 
 __all__ = ["FOLD_FILES", "generate", "save_nifti"]
@@ -49,7 +50,8 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 
 def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
-             spacing: float = 2.0, overwrite: bool = False, cohort: str | None = None) -> list[Path]:
+             spacing: float = 2.0, overwrite: bool = False, cohort: str | None = None,
+             variety: str = "default") -> list[Path]:
     """Write ``subjects`` synthetic subjects to ``out`` exactly as the real data set lays them out.
 
     Args:
@@ -62,6 +64,8 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
         overwrite: rewrite existing files. Otherwise a case whose files all exist is skipped, and a
             case with only some of them (or a different fold file) is an error.
         cohort: BraTS 2023+ cohort for the case names: GLI (default), MET, MEN, PED or SSA.
+        variety: ``default`` (the demo's data) or ``high`` (more inter-subject and inter-site
+            variation, for transfer studies; :mod:`~brainsegfounder.data.synthetic.variety`).
 
     Returns:
         One folder per subject: ``BraTS2021_00000``, ``BraTS-GLI-00000-000``, ``<eid>_20252_2_0``
@@ -74,6 +78,7 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
     [PosixPath('/tmp/ukb_demo/1000000_20252_2_0'), PosixPath('/tmp/ukb_demo/1000001_20252_2_0')]
     """
     spec = check_args(layout, 0, seed, spacing)
+    check_variety(variety)
     if int(subjects) < 1:
         raise ConfigError(f"subjects must be >= 1 (got {subjects}).")
     if cohort is not None:
@@ -113,7 +118,7 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
         if skip:
             skipped += 1
             continue
-        subject = synthesize_subject(spec, i, seed=seed, spacing=spacing, cohort=cohort)
+        subject = synthesize_subject(spec, i, seed=seed, spacing=spacing, cohort=cohort, variety=variety)
         for modality, path in case.images.items():
             save_nifti(subject.images[modality], subject.affine, path)
         if case.label is not None and subject.label is not None:
@@ -124,5 +129,5 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
         folds_path.write_text(json.dumps(folds, indent=2) + "\n")
     console.print(
         f"[bold]synthetic {spec.name}[/]: wrote {written}, skipped {skipped} existing "
-        f"(seed {seed}, {spacing:g} mm) in {time.perf_counter() - started:.1f} s -> {out}")
+        f"(seed {seed}, {spacing:g} mm, variety {variety}) in {time.perf_counter() - started:.1f} s -> {out}")
     return [case.folder or next(iter(case.images.values())).parent for case in cases]
