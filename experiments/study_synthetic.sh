@@ -5,7 +5,7 @@
 # (lowlabel.csv, lowlabel_summary.csv/.md, lowlabel.png); see docs/results.md.
 #   bash experiments/study_synthetic.sh            # STEPS=40 SEEDS="0 1 2" to change the size
 set -euo pipefail
-STEPS=${STEPS:-40}
+STEPS=${STEPS:-16}
 SEEDS=${SEEDS:-0 1 2}
 OUT=${OUT:-runs/study}
 python -m brainsegfounder.data.synthetic --layout ukb --subjects 12 --variety high --out data/study_ukb
