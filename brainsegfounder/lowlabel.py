@@ -41,7 +41,7 @@ from rich.table import Table
 
 from brainsegfounder.errors import BrainSegFounderError, ConfigError, DataError, WeightsError
 
-__all__ = ["run_lowlabel", "summarise", "write_table", "plot_curve", "main"]
+__all__ = ["run_lowlabel", "summarise", "collect", "write_table", "plot_curve", "main"]
 
 SETTINGS = ("scratch", "pretrained")
 TABLE_NAMES = ("lowlabel.csv", "lowlabel.md", "lowlabel.png", "lowlabel_summary.csv")
@@ -184,6 +184,39 @@ def summarise(rows: list[dict]) -> list[dict]:
     return summary
 
 
+def collect(folders: Sequence[str | Path], out: str | Path, metric: str = "val/dice_mean") -> list[dict]:
+    """Merge the ``lowlabel.csv`` of several sweeps (settings run apart, SLURM array tasks) into ``out``.
+
+    Writes ``lowlabel.csv``/``.md`` (every run), ``lowlabel_summary.csv``/``.md`` (mean and spread
+    per setting and size) and ``lowlabel.png``; returns the rows.
+
+    >>> collect(["runs/study/lowlabel_scratch", "runs/study/lowlabel_stage2"], "runs/study/all")  # doctest: +SKIP
+    """
+    rows: list[dict] = []
+    for folder in folders:
+        path = Path(folder) / "lowlabel.csv"
+        if not path.is_file():
+            raise DataError(f"{path} does not exist; pass folders written by python -m brainsegfounder.lowlabel.")
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                rows.append({k: _number(v) for k, v in row.items() if v != ""})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(rows, out)
+    write_table(summarise(rows), out, stem="lowlabel_summary")
+    plot_curve(rows, out / "lowlabel.png", metric)
+    return rows
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def write_table(rows: list[dict], out: str | Path, stem: str = "lowlabel") -> tuple[Path, Path]:
     """Write ``<stem>.csv`` and ``<stem>.md`` in ``out`` (one row per entry); returns both paths."""
     out = Path(out)
@@ -273,7 +306,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         prog="python -m brainsegfounder.lowlabel",
         description="Fine-tune from scratch and from pretrained weights on nested fractions of the training "
                     "fold; write a table and a plot. Other --flags go to every fit run.")
-    parser.add_argument("--config", required=True, help="fit config, e.g. experiments/lowlabel_brats.yaml")
+    parser.add_argument("--config", help="fit config, e.g. experiments/lowlabel_brats.yaml")
+    parser.add_argument("--collect", nargs="+", default=None, metavar="FOLDER",
+                        help="instead of training: merge these sweeps' lowlabel.csv into --out (table, summary, plot)")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--init_from", default=None, help="pretrained weights for the 'pretrained' setting")
     parser.add_argument("--counts", type=int, nargs="+", default=[],
@@ -291,6 +326,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--metric", default="val/dice_mean", help="the metric plotted")
     args, fit_args = parser.parse_known_args(argv)
     try:
+        if args.collect:
+            return collect(args.collect, args.out, args.metric)
+        if not args.config:
+            raise ConfigError("--config is required (a fit config, e.g. experiments/lowlabel_brats.yaml), "
+                              "unless you --collect earlier sweeps.")
         weights, per_setting = _pairs(args.weights, "="), {}
         for name, flag in _pairs(args.setting_args, ":", many=True).items():
             per_setting[name] = flag

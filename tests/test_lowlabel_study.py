@@ -54,3 +54,19 @@ def test_summary_and_plot_from_rows(tmp_path):
     assert summary[0]["val/dice_mean_mean"] == pytest.approx(0.41)
     assert summary[0]["val/dice_mean_std"] == pytest.approx(0.0141, abs=1e-4)
     assert plot_curve(rows, tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_collect_merges_sweeps_run_apart(tmp_path):
+    from brainsegfounder.lowlabel import write_table
+
+    for setting, dice in (("scratch", 0.2), ("stage2", 0.4)):
+        (tmp_path / setting).mkdir()
+        write_table([{"setting": setting, "count": 1, "seed": k, "train_subjects": 1, "val/dice_mean": dice + k / 10}
+                     for k in (0, 1)], tmp_path / setting)
+    rows = lowlabel_main(["--collect", str(tmp_path / "scratch"), str(tmp_path / "stage2"), "--out",
+                          str(tmp_path / "all")])
+    assert [(r["setting"], r["seed"], r["val/dice_mean"]) for r in rows] == [
+        ("scratch", 0, 0.2), ("scratch", 1, 0.3), ("stage2", 0, 0.4), ("stage2", 1, 0.5)]
+    summary = list(csv.DictReader(open(tmp_path / "all" / "lowlabel_summary.csv")))
+    assert [float(s["val/dice_mean_mean"]) for s in summary] == pytest.approx([0.25, 0.45])
+    assert (tmp_path / "all" / "lowlabel.png").is_file()
