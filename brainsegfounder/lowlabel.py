@@ -19,6 +19,17 @@ rewritten after every run so that a long sweep leaves partial results, and ``<ou
 (the chosen metric against the fraction, one line per setting). An existing table in ``<out>``
 is never replaced: pick another ``--out``.
 
+The study mode compares several pretrained weights at numbers of labelled subjects over seeds
+(docs/results.md)::
+
+    python -m brainsegfounder.lowlabel --config experiments/lowlabel_synthetic.yaml --out runs/study/lowlabel \\
+        --counts 1 2 4 8 --seeds 0 1 2 --weights stage1=S1.ckpt stage2=S2.ckpt \\
+        --setting_args "stage1:--model.init_args.backbone.modality_map={flair: flair, t1ce: t1, t1: t1, t2: flair}"
+
+one run per (seed, setting, count) in ``<out>/<setting>_<count>_s<seed>``, and
+``lowlabel_summary.csv``/``.md`` (mean, standard deviation, runs per setting and count).
+``--collect DIR [DIR ...]`` merges sweeps run apart into ``--out``.
+
 Meant for GPU machines or long CPU runs, not CI; the config must name a logger with ``save_dir``
 and ``name`` (CSVLogger or WandbLogger), which the script points at each run folder.
 
