@@ -61,12 +61,12 @@ def test_collect_merges_sweeps_run_apart(tmp_path):
 
     for setting, dice in (("scratch", 0.2), ("stage2", 0.4)):
         (tmp_path / setting).mkdir()
-        write_table([{"setting": setting, "count": 1, "seed": k, "train_subjects": 1, "val/dice_mean": dice + k / 10}
+        write_table([{"setting": setting, "count": 1, "seed": k, "train_subjects": 1, "val/dice_mean": dice + k / 4}
                      for k in (0, 1)], tmp_path / setting)
     rows = lowlabel_main(["--collect", str(tmp_path / "scratch"), str(tmp_path / "stage2"), "--out",
                           str(tmp_path / "all")])
     assert [(r["setting"], r["seed"], r["val/dice_mean"]) for r in rows] == [
-        ("scratch", 0, 0.2), ("scratch", 1, 0.3), ("stage2", 0, 0.4), ("stage2", 1, 0.5)]
+        ("scratch", 0, 0.2), ("scratch", 1, 0.45), ("stage2", 0, 0.4), ("stage2", 1, 0.65)]
     summary = list(csv.DictReader(open(tmp_path / "all" / "lowlabel_summary.csv")))
-    assert [float(s["val/dice_mean_mean"]) for s in summary] == pytest.approx([0.25, 0.45])
+    assert [float(s["val/dice_mean_mean"]) for s in summary] == pytest.approx([0.325, 0.525])
     assert (tmp_path / "all" / "lowlabel.png").is_file()
