@@ -242,6 +242,7 @@ def evaluate(
     scheme: str | None = None,
     rules: str | None = None,
     probabilities: Path | None = None,
+    report: Path | None = None,
 ) -> dict:
     """Score predictions against references with a label scheme and a challenge's rule set.
 
@@ -264,6 +265,8 @@ def evaluate(
             the 4th axis (what predict --probabilities writes): adds ece_<REGION> and
             brier_<REGION> columns (15 equal-width bins; over the brain, the non-zero voxels of the
             layout's background image beside the reference, else the whole image).
+        report: also write this offline HTML report (brainsegfounder.report): the case table with
+            these metrics, per-case viewers over the reference's background, provenance.
 
     Returns:
         The summary written to the JSON file.
@@ -312,6 +315,11 @@ def evaluate(
         console.print(f"{len(unscored)} reference(s) have no prediction and were not scored "
                       "(--strict refuses this).")
     console.print(f"wrote {out} and {summary_path}" + (f" and overlays in {png}" if png is not None else ""))
+    if report is not None:
+        from brainsegfounder.report import write_report
+
+        written = write_report(pred, out=report, inputs=ref, metrics=out, scheme=label_scheme, overlays=png)
+        console.print(f"wrote the report {written.get('report', report)}")
     return summary
 
 

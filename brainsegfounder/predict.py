@@ -53,7 +53,7 @@ __all__ = ["main", "predict"]
 #: Options that take several values (``--ckpt a.ckpt b.ckpt``, or repeated).
 _LISTS = ("--ckpt", "--input")
 #: Options that may be given bare (``--tta``) as well as ``--tta true``.
-_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty", "--fast")
+_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty", "--fast", "--report")
 _PROG = "python -m brainsegfounder.predict"
 
 
@@ -91,6 +91,7 @@ def predict(
     flag_threshold: float | None = None,
     fast: bool = False,
     engine: str = "torch",
+    report: bool = False,
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
@@ -127,6 +128,7 @@ def predict(
             (the default already skips windows outside the brain with identical results).
         engine: torch, or onnxruntime (the network run by ONNX Runtime on the CPU: same windows,
             several times faster on CPUs; needs the onnx and onnxruntime packages).
+        report: also write provenance.json and the offline HTML report (report.html) into --output.
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -235,7 +237,28 @@ def predict(
                       "(pass --overwrite to predict them again)", soft_wrap=True)
     console.print(f"wrote {len(todo)} prediction(s) to {output} and volumes to {volumes_path}"
                   + (f", overlays to {png_dir}" if png_dir is not None else ""), soft_wrap=True)
+    if report:
+        _write_report(output, list(ckpt), list(input), predictor, png_dir, console)
     return volumes
+
+
+def _write_report(output: Path, ckpt: list[str], inputs: list[str], predictor, png_dir, console) -> None:
+    """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html."""
+    import json
+    from datetime import datetime, timezone
+
+    from brainsegfounder.report import write_report
+    from brainsegfounder.report.data import PROVENANCE_FILE, _versions
+
+    record = predictor.record.to_dict() if predictor.record is not None else None
+    provenance = {"checkpoints": [str(Path(c).resolve()) for c in ckpt], "preprocessing": record,
+                  "command": " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]),
+                  "inputs": [str(Path(p).resolve()) for p in inputs], "versions": _versions(),
+                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (output / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2))
+    root = inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None
+    written = write_report(output, inputs=root, scheme=predictor.scheme, overlays=png_dir)
+    console.print(f"wrote the report {written.get('report', output / 'report.html')}", soft_wrap=True)
 
 
 def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:

@@ -286,3 +286,18 @@ def test_brain_box_default_and_onnx_runtime_engine_agree_with_the_plain_sliding_
     fast = Predictor.from_checkpoints([checkpoint], device="cpu", fast=True)
     assert fast.overlaps == [0.25] and not fast.align
     assert fast.predict_case(case).label.shape == plain.label.shape
+
+
+def test_report_flag_writes_provenance_and_a_page_with_every_case_and_its_volume(checkpoint, two_cases, tmp_path):
+    import json
+
+    out = tmp_path / "pred"
+    assert main(["--ckpt", str(checkpoint), "--input", str(two_cases), "--output", str(out), "--device", "cpu",
+                 "--report"]) == 0
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["checkpoints"] == [str(Path(checkpoint).resolve())]
+    assert list(provenance["preprocessing"]["modalities"]) == list(BRATS_MODALITIES)
+    page = (out / "report.html").read_text()
+    rows = list(csv.DictReader(open(out / VOLUMES_FILE)))
+    for row in rows:
+        assert row["case_id"] in page and row["WT_ml"] in page

@@ -26,9 +26,13 @@ _SPACE = "space-MNI152NLin2009aSym"
 
 
 def _atlas_files(root: Path, case_id: str, layout: DatasetLayout) -> CaseFiles:
-    """Where ATLAS puts a subject: ``Training/<site>/<subject>/ses-1/anat`` (site from ``sub-r001...``)."""
-    folder = root / "Training" / case_id[4:8].upper() / case_id
-    stem = folder / "ses-1" / "anat" / f"{case_id}_ses-1_{_SPACE}"
+    """Where ATLAS puts a subject: ``Training/<site>/<subject>/ses-1/anat`` (site from ``sub-r001...``).
+
+    A case id ``sub-r001s001_ses-2`` (a later session, as the synthetic generator writes) goes to ``ses-2``.
+    """
+    subject, _, session = case_id.partition("_ses-")
+    folder = root / "Training" / subject[4:8].upper() / subject
+    stem = folder / f"ses-{session or 1}" / "anat" / f"{subject}_ses-{session or 1}_{_SPACE}"
     return CaseFiles(case_id, {"t1w": Path(f"{stem}_T1w.nii.gz")}, Path(f"{stem}{ATLAS_LESION_SUFFIX}.nii.gz"),
                      folder=folder)
 

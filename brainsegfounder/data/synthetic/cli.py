@@ -13,7 +13,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     """Command line for :func:`~brainsegfounder.data.synthetic.generate`.
 
     Options: ``--layout`` (required), ``--out`` (required), ``--subjects N`` (24), ``--seed S`` (0),
-    ``--spacing MM`` (2.0), ``--overwrite true``, ``--cohort GLI|MET|MEN|PED|SSA``; ``--help`` lists them.
+    ``--spacing MM`` (2.0), ``--overwrite true``, ``--cohort GLI|MET|MEN|PED|SSA``, ``--variety default|high``,
+    ``--timepoints N`` (a longitudinal series; brats2023, brats2024, atlas); ``--help`` lists them.
     """
     from brainsegfounder.data.synthetic.writers import generate
 

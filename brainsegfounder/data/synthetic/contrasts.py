@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from brainsegfounder.data.synthetic.anatomy import Anatomy, Template, spline_weights
 from brainsegfounder.data.synthetic.lesions import Blend
@@ -59,6 +60,9 @@ class ContrastParams:
     noise: float
     gain: float
     vessel_gain: float
+    # Site effects of the "high" variety level (synthetic.variety); the defaults leave images as they were.
+    gamma: float = 1.0  # intensity curve: signal ** gamma, relative to the brightest tissue
+    blur_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # thick slices: Gaussian FWHM per axis (mm)
 
 
 _BIAS_CONTROL_MM = 60.0
@@ -99,6 +103,11 @@ def render(contrast: str, params: ContrastParams, anatomy: Anatomy, blends: list
         target = blend.signal[contrast] * (1.0 + blend.texture)
         region = image[blend.box]
         image[blend.box] = region + blend.fraction * (target - region)
+    if params.gamma != 1.0:
+        top = np.float32(max(params.tissue))
+        image = top * np.power(np.maximum(image, 0.0) / top, np.float32(params.gamma), dtype=np.float32)
+    if any(params.blur_mm):
+        image = ndimage.gaussian_filter(image, sigma=[b / 2.355 / tpl.spacing for b in params.blur_mm])
     image *= _bias_field(params, tpl)
     # Rician magnitude noise: Gaussian noise on both channels of the complex signal.
     sigma = params.noise * max(params.tissue)

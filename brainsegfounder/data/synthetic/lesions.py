@@ -156,11 +156,16 @@ def plan_tumour(rng: np.random.Generator, anatomy: Anatomy, tpl: Template):
     return centre, r_wt, r_tc, r_ncr
 
 
-def tumour(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, plan, signals):
-    """Label the glioma (1 NCR inside 3 ET inside 2 ED) and say how it looks; anatomy is final."""
+def tumour(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, plan, signals,
+           box_radius_mm: float | None = None):
+    """Label the glioma (1 NCR inside 3 ET inside 2 ED) and say how it looks; anatomy is final.
+
+    ``box_radius_mm`` fixes the box its random shape fields are drawn on; time points of one subject
+    share it, so that a tumour scaled in ``plan`` grows or shrinks with the same shape.
+    """
     centre_mm, r_wt, r_tc, r_ncr = plan
     s = tpl.spacing
-    half_mm = 1.6 * r_wt + 2 * s
+    half_mm = box_radius_mm if box_radius_mm is not None else 1.6 * r_wt + 2 * s
     centre_vox = np.round((centre_mm - tpl.origin) / s)
     centre_mm = tpl.origin + s * centre_vox  # on a voxel centre, so the core always holds a voxel
     box = _box(centre_vox, half_mm / s, tpl.shape)
@@ -210,8 +215,13 @@ def tumour(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, plan, sign
     return full, blends
 
 
-def strokes(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, signals):
-    """1-3 chronic stroke lesions, cortical (territorial) or subcortical (lacunar-like)."""
+def strokes(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, signals, scale: float = 1.0,
+            box_scale: float = 1.0):
+    """1-3 chronic stroke lesions, cortical (territorial) or subcortical (lacunar-like).
+
+    ``scale`` multiplies every lesion's radius (a later time point); ``box_scale`` (>= every scale
+    of the series) fixes the boxes their random shapes are drawn on, so the shapes stay the same.
+    """
     s = tpl.spacing
     n_lesions = int(rng.choice([1, 2, 3], p=[0.6, 0.28, 0.12]))
     depth = np.asarray(ndimage.distance_transform_edt(anatomy.brain, sampling=s))
@@ -232,7 +242,7 @@ def strokes(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, signals):
         centre = _pick_centre(rng, tpl, cortical_site if cortical else deep_site)
         if centre is None:
             centre = _pick_centre(rng, tpl, parenchyma)
-        half_mm = 1.6 * radius + 2 * s
+        half_mm = 1.6 * radius * box_scale + 2 * s
         centre_vox = np.round((centre - tpl.origin) / s)
         centre = tpl.origin + s * centre_vox
         box = _box(centre_vox, half_mm / s, tpl.shape)
@@ -240,7 +250,7 @@ def strokes(rng: np.random.Generator, anatomy: Anatomy, tpl: Template, signals):
         r = _ellipsoid_radius(rng, axes, centre, elongation=0.3 if cortical else 0.2)
         noise = local_field(rng, axes, centre, half_mm, control_mm=max(radius / 2, 3.0))
         amplitude = rng.uniform(0.15, 0.35)
-        boundary = radius * (1 + amplitude * noise)
+        boundary = radius * scale * (1 + amplitude * noise)
         # Sulcal CSF inside an infarct is traced as lesion; the ventricles are not.
         lesion = (r < boundary) & anatomy.brain[box] & ~ventricles[box]
         centre_local = centre_vox - [sl.start for sl in box]

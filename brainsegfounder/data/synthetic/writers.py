@@ -14,10 +14,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainsegfounder.data.synthetic.subjects import check_args, synthesize_subject
+from brainsegfounder.data.synthetic.subjects import (
+    check_args,
+    check_timepoints,
+    series_case_id,
+    synthesize_subject,
+)
+from brainsegfounder.data.synthetic.variety import check_variety
 from brainsegfounder.errors import ConfigError, DataError
 
-__all__ = ["FOLD_FILES", "generate", "save_nifti"]
+__all__ = ["FOLD_FILES", "TRUTH_FILE", "generate", "save_nifti"]
+
+#: The true lesion volumes of a longitudinal series, one row per scan (written beside the cases).
+TRUTH_FILE = "timepoints_truth.csv"
 
 _FOLDS = 5
 #: Layouts whose releases came with a MONAI fold file: (file name, image order in each entry).
@@ -49,7 +58,8 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 
 def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
-             spacing: float = 2.0, overwrite: bool = False, cohort: str | None = None) -> list[Path]:
+             spacing: float = 2.0, overwrite: bool = False, cohort: str | None = None,
+             variety: str = "default", timepoints: int = 1) -> list[Path]:
     """Write ``subjects`` synthetic subjects to ``out`` exactly as the real data set lays them out.
 
     Args:
@@ -62,6 +72,12 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
         overwrite: rewrite existing files. Otherwise a case whose files all exist is skipped, and a
             case with only some of them (or a different fold file) is an error.
         cohort: BraTS 2023+ cohort for the case names: GLI (default), MET, MEN, PED or SSA.
+        variety: ``default`` (the demo's data) or ``high`` (more inter-subject and inter-site
+            variation, for transfer studies; :mod:`~brainsegfounder.data.synthetic.variety`).
+        timepoints: scans per subject (brats2023, brats2024: ``-000``, ``-001``...; atlas:
+            ``ses-1``, ``ses-2``...): the same person with the lesion growing or shrinking. Also
+            writes ``timepoints_truth.csv``: per scan, the nominal volume factor and the true
+            volume (mL) of every evaluated region of the written label map.
 
     Returns:
         One folder per subject: ``BraTS2021_00000``, ``BraTS-GLI-00000-000``, ``<eid>_20252_2_0``
@@ -74,6 +90,8 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
     [PosixPath('/tmp/ukb_demo/1000000_20252_2_0'), PosixPath('/tmp/ukb_demo/1000001_20252_2_0')]
     """
     spec = check_args(layout, 0, seed, spacing)
+    check_variety(variety)
+    check_timepoints(spec, 0, int(timepoints))
     if int(subjects) < 1:
         raise ConfigError(f"subjects must be >= 1 (got {subjects}).")
     if cohort is not None:
@@ -83,15 +101,16 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
             raise ConfigError(f"unknown BraTS cohort {cohort!r}; choose one of {', '.join(BRATS_COHORTS)}.")
     started = time.perf_counter()
     out = Path(out)
-    cases = [spec.case_files(out, spec.case_id(i, cohort)) for i in range(int(subjects))]
+    scans = [(i, t) for i in range(int(subjects)) for t in range(int(timepoints))]
+    cases = [spec.case_files(out, series_case_id(spec, i, cohort, t, int(timepoints))) for i, t in scans]
     plans, partial = [], []
-    for i, case in enumerate(cases):
+    for (i, t), case in zip(scans, cases, strict=True):
         # A layout may name a label file; only a scheme's subjects have one to write.
         files = case.files if spec.scheme else list(case.images.values())
         present = [f.exists() for f in files]
         if any(present) and not all(present) and not overwrite:
             partial.append(f"{case.subject_id} (has {sum(present)} of {len(present)} files)")
-        plans.append((i, case, all(present) and not overwrite))
+        plans.append(((i, t), case, all(present) and not overwrite))
     if partial:
         raise DataError(f"{out}: incomplete synthetic cases {', '.join(partial[:5])}"
                         f"{' ...' if len(partial) > 5 else ''}; delete them or pass overwrite=True.")
@@ -108,21 +127,56 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
 
     console = Console(highlight=False, soft_wrap=True)
     written = skipped = 0
-    for i, case, skip in track(plans, description=f"Synthesising {spec.name}", transient=True,
+    truth = []
+    for (i, t), case, skip in track(plans, description=f"Synthesising {spec.name}", transient=True,
                                console=console, disable=not console.is_terminal):
         if skip:
             skipped += 1
             continue
-        subject = synthesize_subject(spec, i, seed=seed, spacing=spacing, cohort=cohort)
+        subject = synthesize_subject(spec, i, seed=seed, spacing=spacing, cohort=cohort, variety=variety,
+                                     timepoint=t, timepoints=int(timepoints))
+        if int(timepoints) > 1:
+            truth.append(_truth_row(subject, spec, i))
         for modality, path in case.images.items():
             save_nifti(subject.images[modality], subject.affine, path)
         if case.label is not None and subject.label is not None:
             save_nifti(subject.label, subject.affine, case.label)
         written += 1
+    if truth:
+        _write_truth(out / TRUTH_FILE, truth)
     if folds is not None and (overwrite or not folds_path.exists()):
         folds_path.parent.mkdir(parents=True, exist_ok=True)
         folds_path.write_text(json.dumps(folds, indent=2) + "\n")
     console.print(
         f"[bold]synthetic {spec.name}[/]: wrote {written}, skipped {skipped} existing "
-        f"(seed {seed}, {spacing:g} mm) in {time.perf_counter() - started:.1f} s -> {out}")
-    return [case.folder or next(iter(case.images.values())).parent for case in cases]
+        f"(seed {seed}, {spacing:g} mm, variety {variety}) in {time.perf_counter() - started:.1f} s -> {out}")
+    folders = [case.folder or next(iter(case.images.values())).parent for case in cases]
+    return list(dict.fromkeys(folders))
+
+
+def _truth_row(subject, spec, index: int) -> dict:
+    from brainsegfounder.data.layouts import subject_and_timepoint
+    from brainsegfounder.data.regions import get_scheme
+
+    voxel_ml = float(abs(np.linalg.det(subject.affine[:3, :3]))) / 1000.0
+    masks = get_scheme(spec.scheme).region_masks(subject.label)
+    name, timepoint = subject_and_timepoint(subject.case_id)
+    return {"case_id": subject.case_id, "subject": name, "timepoint": timepoint, "index": index,
+            "scan": subject.timepoint, "volume_factor": round(subject.volume_factor, 6),
+            **{f"{region}_ml": round(float(mask.sum()) * voxel_ml, 6) for region, mask in masks.items()}}
+
+
+def _write_truth(path: Path, rows: list[dict]) -> None:
+    """Merge with an existing truth file (skipped scans keep their rows), sorted by case id."""
+    import csv
+
+    by_case = {}
+    if path.exists():
+        with path.open(newline="") as handle:
+            by_case = {row["case_id"]: row for row in csv.DictReader(handle)}
+    by_case.update({row["case_id"]: row for row in rows})
+    columns = list(dict.fromkeys(k for row in by_case.values() for k in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(by_case[c] for c in sorted(by_case))
