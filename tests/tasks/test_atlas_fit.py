@@ -13,7 +13,7 @@ DEMO_ATLAS = REPO / "experiments" / "demo_atlas.yaml"
 SHORT = ["--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.num_sanity_val_steps=0",
          "--trainer.log_every_n_steps=1", "--trainer.enable_progress_bar=false",
          "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1",
-         "--data.init_args.queue_length=2"]
+         "--data.init_args.queue_length=2", "--data.init_args.n_folds=2", "--data.init_args.test_fold=null"]
 
 
 def _logged(log_dir: Path) -> set[str]:

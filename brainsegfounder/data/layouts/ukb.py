@@ -16,7 +16,7 @@ import logging
 import re
 from pathlib import Path
 
-from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, register_layout
+from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, register_layout, strip_nifti
 from brainsegfounder.errors import DataError
 
 __all__ = ["UKB", "UKB_PATTERNS", "pattern_layout"]
@@ -71,7 +71,18 @@ def pattern_layout(name: str, patterns: dict[str, str], description: str = "", s
 
     return DatasetLayout(name, tuple(patterns), scheme, find,
                          description or "; ".join(f"{m}: {p}" for m, p in patterns.items()),
-                         namer=files, case_id_format=case_id_format)
+                         namer=files, case_id_format=case_id_format, reference_suffix=_label_suffix(label))
+
+
+def _label_suffix(label: str | None) -> str | None:
+    """``{id}/masks/{id}_infarct.nii.gz`` -> ``_infarct``: how evaluate tells this layout's references."""
+    if not label:
+        return None
+    base = label.rsplit("/", 1)[-1]
+    if not base.startswith("{id}"):
+        return None
+    suffix = strip_nifti(base[len("{id}"):])
+    return suffix or None
 
 
 #: UK Biobank data fields 20252 (T1) and 20253 (T2-FLAIR), first imaging visit, as unpacked from
