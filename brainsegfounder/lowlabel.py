@@ -222,6 +222,7 @@ def collect(folders: Sequence[str | Path], out: str | Path, metric: str = "val/d
     out.mkdir(parents=True, exist_ok=True)
     write_table(rows, out)
     write_table(summarise(rows), out, stem="lowlabel_summary")
+    metric = metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
     plot_curve(rows, out / "lowlabel.png", metric)
     return rows
 
@@ -254,7 +255,7 @@ def write_table(rows: list[dict], out: str | Path, stem: str = "lowlabel") -> tu
     return csv_path, md_path
 
 
-def plot_curve(rows: list[dict], path: str | Path, metric: str = "val/dice_mean") -> Path:
+def plot_curve(rows: list[dict], path: str | Path, metric: str | None = "val/dice_mean") -> Path:
     """``metric`` against the number of labelled training subjects, one line per setting (PNG).
 
     Several seeds per point: the line is their mean and the band +- one standard deviation, each
@@ -263,6 +264,7 @@ def plot_curve(rows: list[dict], path: str | Path, metric: str = "val/dice_mean"
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no GUI backend needed on servers
 
+    metric = metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
     stage = metric.split("/", 1)[0]
     regions = sorted({k for r in rows for k in r if k.startswith(f"{stage}/dice_") and k != metric})
     panels = [metric, *regions] if metric.endswith("/dice_mean") and any("seed" in r for r in rows) else [metric]

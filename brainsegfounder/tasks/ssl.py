@@ -12,7 +12,7 @@ Example (the configs in ``experiments/`` do the same from YAML):
     >>> from brainsegfounder.tasks.ssl import SSLPretrainModule
     >>> model = SSLPretrainModule(backbone=Backbone(preset="tiny", feature_size=12), modalities=["t1", "flair"])
     >>> sorted(n for n, _ in model.net.named_children())
-    ['contrastive_head', 'conv', 'rotation_head', 'swinViT']
+    ['contrastive_head', 'contrastive_norm', 'conv', 'rotation_head', 'swinViT']
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def _state(path):
 
 def test_stage1_stage2_finetune_chain_carries_the_weights(ukb_root, brats_root, tmp_path):
     stage1 = fit_main(["--config", str(STAGE1), f"--data.init_args.root={ukb_root}", *_where(tmp_path), *QUICK,
-                       "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.log_every_n_steps=1"])
+                       "--trainer.max_steps=2", "--trainer.val_check_interval=2", "--trainer.log_every_n_steps=1",
+                       "--trainer.limit_val_batches=1"])  # the demo skips SSL validation; this test checks it
     ckpt1 = stage1.trainer.checkpoint_callback.last_model_path
     saved1 = _state(ckpt1)
     assert saved1["hyper_parameters"]["modalities"] == ["t1", "flair"]
