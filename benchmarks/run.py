@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, str] = {
     "gpu": "6. GPU step",
     "cpu_predict": "7. CPU predict: brain box, --fast, engines",
     "help": "8. --help start-up",
+    "allocator": "9. CPU allocator: freed memory kept",
 }
 
 

@@ -87,6 +87,9 @@ def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, 
     """
     from jsonargparse import CLI
 
+    from brainsegfounder.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return CLI(function, args=None if argv is None else list(argv), as_positional=False,
                    prog=prog, description=description, default_env=False, fail_untyped=False,

@@ -53,6 +53,9 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
     from brainsegfounder.data import synthetic
     from brainsegfounder.fit import main as fit_main
 
+    from brainsegfounder.allocator import keep_freed_memory
+
+    keep_freed_memory()
     console = Console()
     start = time.perf_counter()
     data, ukb_data = Path(data), Path(ukb_data)

@@ -48,6 +48,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
+from brainsegfounder.allocator import keep_freed_memory
 from brainsegfounder.callbacks import ConfigToLoggers, RunIdentity
 from brainsegfounder.checkpointing import (
     AtomicCheckpointIO,
@@ -312,6 +313,7 @@ def main(args: list[str] | None = None) -> BrainSegFounderCLI:
     args = answer_help(args)
     given = sys.argv[1:] if args is None else list(args)
     silence_lightning_noise()
+    keep_freed_memory()
     if nest_backbone_flags(given) != given:
         console.print("[yellow]note:[/] the backbone settings moved under model.backbone (e.g. "
                       "--model.backbone.init_from); flat flags are still read.", highlight=False, soft_wrap=True)

@@ -14,6 +14,11 @@ DEMO = REPO / "experiments" / "demo.yaml"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+# What every command does (brainsegfounder.allocator): about 2x faster CPU steps on glibc.
+from brainsegfounder.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
+
 
 @pytest.fixture(scope="session")
 def brats2021_root(tmp_path_factory) -> Path:

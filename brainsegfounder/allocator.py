@@ -1,0 +1,54 @@
+"""Keep freed CPU memory inside the process: about 2x faster CPU training and inference on Linux.
+
+glibc's ``malloc`` serves every block above its mmap threshold (128 KiB, growing to at most
+32 MiB) with a fresh ``mmap`` and returns the top of its heap to the kernel as soon as it is
+freed. A 3D network allocates and frees hundreds of MB of activations in every step, so with the
+defaults each step page-faults its whole working set in again, and the kernel zeroes every page.
+Measured on the 2-core development machine (tiny preset, batch 2 x 4 x 64^3, forward + backward +
+AdamW, load < 2): 3.90 s per training step, of which 17.6 s system time over 5 steps; with freed
+memory kept in the process 1.72 s per step and 0.4 s system time (``python -m benchmarks.allocator``).
+
+:func:`keep_freed_memory` raises both thresholds with ``mallopt`` (the same as starting Python
+with ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set). The cost: memory a step
+freed stays reserved for the next one instead of going back to the system (the peak is the
+same). Every ``python -m brainsegfounder.*`` command calls it; set
+``BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0`` to keep glibc's defaults. It does nothing where the C
+library is not glibc (macOS, Windows, musl), and it cannot affect GPU memory.
+
+Example:
+    >>> from brainsegfounder.allocator import keep_freed_memory
+    >>> keep_freed_memory()  # on Linux with glibc  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+__all__ = ["keep_freed_memory", "ENV"]
+
+ENV = "BRAINSEGFOUNDER_KEEP_FREED_MEMORY"
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_LIMIT = 2**31 - 1  # mallopt takes an int
+_done: list[bool] = []
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse; True if the setting is in force (idempotent)."""
+    if _done:
+        return _done[0]
+    applied = False
+    if os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off") and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+            mallopt = None
+        if mallopt is not None:
+            mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+            applied = bool(mallopt(_M_MMAP_THRESHOLD, _LIMIT)) and bool(mallopt(_M_TRIM_THRESHOLD, _LIMIT))
+    _done.append(applied)
+    return applied
