@@ -48,7 +48,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
-from brainsegfounder.allocator import keep_freed_memory
+from brainsegfounder.allocator import keep_freed_memory, release_free_memory
 from brainsegfounder.callbacks import ConfigToLoggers, RunIdentity
 from brainsegfounder.checkpointing import (
     AtomicCheckpointIO,
@@ -314,6 +314,7 @@ def main(args: list[str] | None = None) -> BrainSegFounderCLI:
     given = sys.argv[1:] if args is None else list(args)
     silence_lightning_noise()
     keep_freed_memory()
+    release_free_memory()  # what an earlier stage in this process (the demo) left
     if nest_backbone_flags(given) != given:
         console.print("[yellow]note:[/] the backbone settings moved under model.backbone (e.g. "
                       "--model.backbone.init_from); flat flags are still read.", highlight=False, soft_wrap=True)
@@ -339,6 +340,7 @@ def main(args: list[str] | None = None) -> BrainSegFounderCLI:
             raise ConfigError(reason) from None
         cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
         cli.best_metrics = report_best(cli)
+        release_free_memory()
         _finish_wandb()
     except BrainSegFounderError as err:
         _finish_wandb()

@@ -32,7 +32,7 @@ from brainsegfounder.data.layouts import (
 )
 from brainsegfounder.data.modality_dropout import RandomModalityDropout
 from brainsegfounder.data.regions import RegionScheme, get_scheme
-from brainsegfounder.data.reproducible import QueueLoader, shard_for_ranks
+from brainsegfounder.data.reproducible import QueueLoader, WholeVolumeLoader, shard_for_ranks
 from brainsegfounder.data.splits import case_folds, held_out_ids, label_subset, save_split, train_val_ids
 from brainsegfounder.data.transforms import Augmentation, PreprocessingRecord, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
@@ -339,5 +339,5 @@ class SegmentationDataModule(CasesDataModule):
         # Lightning's automatic sampler injection is off (it would wrap the patch queue), so each
         # rank takes its own share of the validation subjects here; metrics use sync_dist.
         sampler = shard_for_ranks(subjects, trainer.world_size, trainer.global_rank) if trainer else None
-        return DataLoader(subjects, batch_size=1, num_workers=min(self.num_workers, 2), sampler=sampler,
+        return WholeVolumeLoader(subjects, batch_size=1, num_workers=min(self.num_workers, 2), sampler=sampler,
                           collate_fn=collate_subjects)

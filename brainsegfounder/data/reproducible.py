@@ -36,7 +36,9 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["CountOnceSampler", "QueueLoader", "epoch_seed", "shard_for_ranks"]
+from brainsegfounder.allocator import release_free_memory
+
+__all__ = ["CountOnceSampler", "QueueLoader", "WholeVolumeLoader", "epoch_seed", "shard_for_ranks"]
 
 
 def epoch_seed(seed: int, step: int, rank: int) -> int:
@@ -78,6 +80,7 @@ class QueueLoader(DataLoader):
         return int(env) if env is not None else None
 
     def __iter__(self):
+        release_free_memory()  # before the queue forks its subject-loading workers
         step, rank = self.position() if self.position is not None else (0, 0)
         seed = self._run_seed()
         if seed is not None:
@@ -96,6 +99,19 @@ class QueueLoader(DataLoader):
                 # Drained: restart the subject iterator now, under the new seed, as a freshly built
                 # queue (a resumed run) would. TorchIO has no public reset; this is its own restart.
                 queue._initialize_subjects_iterable()
+        return super().__iter__()
+
+
+class WholeVolumeLoader(DataLoader):
+    """``DataLoader`` that hands the process's kept free memory back before its workers fork.
+
+    See :mod:`brainsegfounder.allocator`: a worker forked from a process that keeps gigabytes of
+    free heap would copy those pages as it allocates into them.
+    """
+
+    def __iter__(self):
+        if self.num_workers:
+            release_free_memory()
         return super().__iter__()
 
 
