@@ -24,7 +24,8 @@ __all__ = ["COMMANDS", "help_seconds", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The package's commands, each run as ``python -m brainsegfounder.<name> --help``.
-COMMANDS = ("fit", "demo", "lowlabel", "predict", "evaluate", "report", "export", "data.synthetic")
+COMMANDS = ("fit", "demo", "lowlabel", "predict", "evaluate", "report", "export", "calibrate", "robustness",
+            "data.synthetic")
 
 
 def _call(argv: list[str]) -> None:
