@@ -106,6 +106,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     from brainsegfounder.inference.predictor import load_segmentation, resolve_device
     from brainsegfounder.inference.uncertainty import choose_flag_threshold, quality_score
     from brainsegfounder.metrics import calibration_per_region, dice_per_channel
+    from brainsegfounder.safe_load import safe_load
 
     source = Path(ckpt).expanduser()
     target = Path(out).expanduser() if out else calibrated_path(source)
@@ -144,7 +145,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         dice.append(float(dice_per_channel((p > module.hparams.threshold)[None], y[None] > 0)[0].mean()))
     threshold = choose_flag_threshold(quality, dice, dice_floor)
 
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint = safe_load(source, what="--ckpt")
     checkpoint[TEMPERATURE_KEY] = [float(t) for t in temperature]
     checkpoint[FLAG_THRESHOLD_KEY] = float(threshold)
     target.parent.mkdir(parents=True, exist_ok=True)

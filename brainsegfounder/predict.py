@@ -272,58 +272,16 @@ def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:
     # The seam for networks trained to accept missing modalities: they will take a constant
     # (all-zero) image as "missing" and set this from the checkpoint; today every modality is needed.
     allow_constant = bool(getattr(predictor, "accepts_missing_modalities", False))
-    validate_cases(cases, read_data=True, allow_non_finite=non_finite == "zero", allow_constant=allow_constant)
-    _check_gzip_streams(cases)
+    counts = validate_cases(cases, read_data=True, allow_non_finite=non_finite == "zero",
+                            allow_constant=allow_constant, whole_stream=True)
     if non_finite != "zero":
         return {}
-    counts = {c.subject_id: _non_finite_voxels(c) for c in cases}
     for sid, count in counts.items():
         if count:
             console.print(f"[yellow]--non_finite zero:[/] subject {sid}: {count} NaN/Inf voxel(s) replaced by 0 "
                           "(column non_finite_voxels of volumes.csv)", highlight=False, soft_wrap=True)
-    _replace_non_finite(predictor)
+    predictor.replace_non_finite = True
     return counts
-
-
-def _check_gzip_streams(cases) -> None:
-    """Each .nii.gz read to its end: nibabel stops after the last voxel, before the gzip trailer, so
-    a corrupted stream whose damage still inflates would pass unseen; the trailer's CRC finds it."""
-    import gzip
-    import zlib
-
-    for case in cases:
-        for name, path in case.images.items():
-            if not str(path).endswith(".gz"):
-                continue
-            try:
-                with gzip.open(path, "rb") as stream:
-                    while stream.read(1 << 22):
-                        pass
-            except (OSError, EOFError, zlib.error) as err:
-                raise DataError(f"subject {case.subject_id}: {name} file {path} is corrupt ({err}); its voxels "
-                                "cannot be trusted. Download or convert it again.") from None
-
-
-def _non_finite_voxels(case) -> int:
-    import nibabel as nib
-    import numpy as np
-
-    return sum(int(np.size(d) - np.count_nonzero(np.isfinite(d)))
-               for d in (np.asanyarray(nib.load(str(p)).dataobj) for p in case.images.values()))
-
-
-def _replace_non_finite(predictor) -> None:
-    """Prepend NaN/Inf -> 0 to the predictor's preprocessing (asked for with ``--non_finite zero``)."""
-    import torch
-    import torchio as tio
-
-    preprocessing = predictor.transform
-
-    def transform() -> tio.Compose:
-        zero = tio.Lambda(lambda t: torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0), types_to_apply=[tio.INTENSITY])
-        return tio.Compose([zero, *preprocessing().transforms], copy=False)
-
-    predictor.transform = transform
 
 
 def _check_existing(cases, targets, record, digests) -> None:

@@ -25,7 +25,7 @@ from torchio.transforms.augmentation.random_transform import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 from torchio.transforms.spatial_transform import SpatialTransform
 
-__all__ = ["Augmentation", "PreprocessingRecord", "preprocessing", "augmentation", "nonzero", "PadToMinimumShape",
+__all__ = ["Augmentation", "PreprocessingRecord", "ReplaceNonFinite", "preprocessing", "augmentation", "nonzero", "PadToMinimumShape",
            "RandomIntensityScaleShift", "CropToBrain", "PREPROCESSING_KEY"]
 
 
@@ -160,9 +160,14 @@ class PreprocessingRecord:
     #: Modalities the model can do without (trained with modality dropout); empty: needs them all.
     accepts_missing: tuple[str, ...] = ()
 
-    def transforms(self, patch_size: Sequence[int] | None = None) -> list[tio.Transform]:
-        """The deterministic preprocessing steps (:func:`preprocessing`) this record describes."""
-        return preprocessing(patch_size, self.spacing, self.crop_to_brain)
+    def transforms(self, patch_size: Sequence[int] | None = None, replace_non_finite: bool = False
+                   ) -> list[tio.Transform]:
+        """The deterministic preprocessing steps (:func:`preprocessing`) this record describes.
+
+        ``replace_non_finite`` puts :class:`ReplaceNonFinite` first (``predict --non_finite zero``).
+        """
+        steps = preprocessing(patch_size, self.spacing, self.crop_to_brain)
+        return [ReplaceNonFinite(), *steps] if replace_non_finite else steps
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -185,6 +190,22 @@ class PreprocessingRecord:
 
 #: Checkpoint key under which the :class:`PreprocessingRecord` of training is stored.
 PREPROCESSING_KEY = "brainsegfounder_preprocessing"
+
+
+class ReplaceNonFinite(tio.IntensityTransform):
+    """Set NaN and +-Inf voxels of the intensity images to 0 (asked for with ``predict --non_finite zero``).
+
+    Example:
+        >>> import torch, torchio as tio
+        >>> image = tio.ScalarImage(tensor=torch.tensor([[[[float("nan"), 1.0, float("inf")]]]]))
+        >>> ReplaceNonFinite()(tio.Subject(t1=image))["t1"].data.flatten().tolist()
+        [0.0, 1.0, 0.0]
+    """
+
+    def apply_transform(self, subject: tio.Subject) -> tio.Subject:
+        for image in self.get_images(subject):
+            image.set_data(torch.nan_to_num(image.data, nan=0.0, posinf=0.0, neginf=0.0))
+        return subject
 
 
 class CropToBrain(SpatialTransform):

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,8 +26,19 @@ __all__ = ["validate_case", "validate_cases"]
 MAX_REPORTED = 20
 
 
-def _load(path: Path, read_data: bool) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
-    image = nib.load(str(path))
+def _load(path: Path, read_data: bool, whole_stream: bool = False) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
+    if whole_stream and read_data and str(path).lower().endswith(".gz"):
+        # nibabel stops reading after the last voxel, before the gzip trailer, so a corrupted stream
+        # whose damage still inflates would pass unseen; reading to the end checks the trailer's CRC
+        # (OSError/EOFError/zlib.error, reported as unreadable), and the image is parsed from
+        # these bytes: one read of the file for both.
+        with gzip.open(path, "rb") as stream:
+            raw = stream.read()
+        kind = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 or int.from_bytes(raw[:4], "big") == 540 \
+            else nib.Nifti1Image  # sizeof_hdr: 348 for NIfTI-1, 540 for NIfTI-2
+        image = kind.from_bytes(raw)
+    else:
+        image = nib.load(str(path))
     shape = tuple(int(s) for s in image.shape)
     # A 4-D file with one volume is a 3-D image (some tools write X,Y,Z,1).
     if len(shape) == 4 and shape[3] == 1:
@@ -44,6 +56,8 @@ def validate_case(
     read_data: bool = True,
     allow_non_finite: bool = False,
     allow_constant: bool = False,
+    whole_stream: bool = False,
+    non_finite_counts: dict[str, int] | None = None,
 ) -> list[str]:
     """Problems of one case, each a sentence naming the subject and the file (empty if none).
 
@@ -56,6 +70,8 @@ def validate_case(
         allow_non_finite: accept NaN/Inf voxels in images (the caller replaces them and says so).
         allow_constant: accept an image whose voxels are all one value (a missing modality, for a
             model trained to accept missing ones).
+        whole_stream: read each ``.nii.gz`` to its end so that the gzip CRC is checked (predict).
+        non_finite_counts: if given, receives ``{subject_id: NaN/Inf voxels over its images}``.
     """
     problems: list[str] = []
     sid = case.subject_id
@@ -67,10 +83,10 @@ def validate_case(
             problems.append(f"subject {sid}: {name} file {path} does not exist. Check the path or the layout.")
             continue
         try:
-            shape, affine, data = _load(path, read_data=read_data)
+            shape, affine, data = _load(path, read_data=read_data, whole_stream=whole_stream)
         except Exception as err:  # nibabel, gzip and zlib raise many kinds for broken files
             problems.append(f"subject {sid}: {name} file {path} cannot be read ({type(err).__name__}: {err}). "
-                            "It may be truncated or not NIfTI: download or convert it again.")
+                            "It may be truncated, corrupt or not NIfTI: download or convert it again.")
             continue
         if reference is None:
             reference = (name, path, shape, affine)
@@ -86,6 +102,8 @@ def validate_case(
                                 f"{np.abs(affine - ref_affine).max():.4g} mm. Co-register the modalities.")
         if name != "label" and data is not None:
             problems += _intensity_problems(sid, name, path, data, allow_non_finite, allow_constant)
+            if non_finite_counts is not None:
+                non_finite_counts[sid] = non_finite_counts.get(sid, 0) + int(data.size - np.count_nonzero(np.isfinite(data)))
         if name == "label" and data is not None and label_values is not None:
             values = np.unique(data)
             if not np.all(np.equal(np.mod(values, 1), 0)):
@@ -125,22 +143,27 @@ def validate_cases(
     workers: int = 4,
     allow_non_finite: bool = False,
     allow_constant: bool = False,
-) -> None:
+    whole_stream: bool = False,
+) -> dict[str, int]:
     """Validate every case; raise one :class:`DataError` listing all problems found.
 
-    Files are read in a few threads (decompression releases the GIL).
+    Files are read in a few threads (decompression releases the GIL). Returns the NaN/Inf voxel
+    count of each subject's images (zeros when ``read_data`` is off).
     """
     label_values = None if label_values is None else set(label_values)
     seen: dict[str, int] = {}
     for case in cases:
         seen[case.subject_id] = seen.get(case.subject_id, 0) + 1
     problems = [f"subject id {sid} appears {n} times; ids must be unique." for sid, n in seen.items() if n > 1]
+    counts: dict[str, dict[str, int]] = {case.subject_id: {} for case in cases}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for found in pool.map(lambda c: validate_case(c, label_values, affine_tolerance, read_data,
-                                                      allow_non_finite, allow_constant), cases):
+                                                      allow_non_finite, allow_constant, whole_stream,
+                                                      counts[c.subject_id]), cases):
             problems.extend(found)
     if problems:
         shown = problems[:MAX_REPORTED]
         more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
         raise DataError(f"{len(problems)} problem(s) in the data ({len(cases)} subjects checked):\n  "
                         + "\n  ".join(shown) + more)
+    return {sid: found.get(sid, 0) for sid, found in counts.items()}

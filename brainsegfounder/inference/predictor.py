@@ -40,9 +40,9 @@ from brainsegfounder.data.datamodule import as_triple
 from brainsegfounder.data.layouts import CaseFiles
 from brainsegfounder.data.modality_dropout import missing_channels_tensor, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.data.transforms import PreprocessingRecord, preprocessing
+from brainsegfounder.data.transforms import PreprocessingRecord, ReplaceNonFinite, preprocessing
 from brainsegfounder.errors import ConfigError, DataError, WeightsError
-from brainsegfounder.inference.sliding_window import mirror_axes, sliding_window_probabilities
+from brainsegfounder.inference.sliding_window import member_probabilities, sliding_window_probabilities
 from brainsegfounder.inference.uncertainty import combined_entropy, quality_score
 
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
@@ -173,7 +173,13 @@ class Predictor:
             identical (docs/export.md states the measured difference).
         engine: ``torch``, or ``onnxruntime`` (the network exported once to ONNX and run by ONNX
             Runtime on the CPU; the same windows, logits within 1e-3).
+
+    Attributes:
+        replace_non_finite: set NaN/Inf input voxels to 0 before the preprocessing (``predict
+            --non_finite zero`` sets it after counting them); off: they reach the network as they are.
     """
+
+    replace_non_finite: bool = False
 
     def __init__(self, modules: Sequence, device: str | torch.device = "cpu", tta: bool = False,
                  overlap: float | None = None, sw_batch_size: int | None = None,
@@ -266,7 +272,8 @@ class Predictor:
     def transform(self) -> tio.Compose:
         """The deterministic preprocessing of training; ``copy=False`` as the loaded subject is ours."""
         largest = tuple(max(s[i] for s in self.roi_sizes) for i in range(3))
-        steps = self.record.transforms(largest) if self.record else preprocessing(largest)
+        steps = (self.record.transforms(largest, self.replace_non_finite) if self.record
+                 else [ReplaceNonFinite()] * self.replace_non_finite + preprocessing(largest))
         return tio.Compose(steps, copy=False)
 
     def probabilities(self, x: torch.Tensor, variance: bool = False):
@@ -285,15 +292,11 @@ class Predictor:
                                                     self.overlaps, tta=self.tta, bbox=self.bbox, align=self.align)
             total = squares = None
             count = 0
-            for network, roi, batch, lap in zip(self.networks, self.roi_sizes, self.sw_batch_sizes, self.overlaps,
-                                                strict=True):
-                for axes in mirror_axes(self.tta):
-                    p = sliding_window_probabilities(torch.flip(x, axes) if axes else x, [network], roi, batch, lap,
-                                                     bbox=self.bbox, align=self.align)
-                    p = torch.flip(p, axes) if axes else p
-                    total = p.clone() if total is None else total.add_(p)
-                    squares = p * p if squares is None else squares.add_(p * p)
-                    count += 1
+            for p in member_probabilities(x, self.networks, self.roi_sizes, self.sw_batch_sizes, self.overlaps,
+                                          tta=self.tta, bbox=self.bbox, align=self.align):
+                total = p.clone() if total is None else total.add_(p)
+                squares = p * p if squares is None else squares.add_(p * p)
+                count += 1
             mean = total / count
             spread = (squares / count - mean * mean).clamp_(min=0) if count > 1 else None
             return mean, spread

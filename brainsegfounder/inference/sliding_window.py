@@ -22,12 +22,12 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from monai.inferers import sliding_window_inference
 
-__all__ = ["mirror_axes", "sliding_window_probabilities"]
+__all__ = ["member_probabilities", "mirror_axes", "sliding_window_probabilities"]
 
 
 def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
@@ -60,21 +60,39 @@ def sliding_window_probabilities(
             z-scored input's background is its corner value), pasting background elsewhere.
         align: with ``bbox``, keep the full volume's window grid (identical inside the brain).
     """
+    total, count = None, 0
+    for probabilities in member_probabilities(x, networks, roi_size, sw_batch_size, overlap, tta, bbox, align):
+        total = probabilities if total is None else total.add_(probabilities)
+        count += 1
+    return total / count
+
+
+def member_probabilities(
+    x: torch.Tensor,
+    networks: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    roi_size: Sequence[int] | Sequence[Sequence[int]],
+    sw_batch_size: int | Sequence[int] = 2,
+    overlap: float | Sequence[float] = 0.5,
+    tta: bool = False,
+    bbox: bool = False,
+    align: bool = True,
+) -> Iterator[torch.Tensor]:
+    """Each member's sigmoid probabilities, one at a time: every network x every mirroring.
+
+    The arguments are :func:`sliding_window_probabilities`' (which averages these); a caller that
+    wants the spread across members (``predict --uncertainty``) sums them and their squares as
+    they come, so memory does not grow with the number of members.
+    """
     count = len(networks)
     one_roi = isinstance(roi_size[0], int)
     rois = [roi_size] * count if one_roi else list(roi_size)
     batches = list(sw_batch_size) if isinstance(sw_batch_size, Sequence) else [sw_batch_size] * count
     overlaps = list(overlap) if isinstance(overlap, Sequence) else [overlap] * count
-    flips = mirror_axes(tta)
-    total = None
     for network, roi, batch, lap in zip(networks, rois, batches, overlaps, strict=True):
-        for axes in flips:
+        for axes in mirror_axes(tta):
             inputs = torch.flip(x, axes) if axes else x
             probabilities = _window_pass(inputs, network, tuple(roi), int(batch), float(lap), bbox, align)
-            if axes:
-                probabilities = torch.flip(probabilities, axes)
-            total = probabilities if total is None else total.add_(probabilities)
-    return total / (count * len(flips))
+            yield torch.flip(probabilities, axes) if axes else probabilities
 
 
 def _window_pass(x: torch.Tensor, network, roi: tuple, batch: int, overlap: float, bbox: bool,

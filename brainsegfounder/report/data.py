@@ -220,12 +220,11 @@ def _preprocessing_of(checkpoint: str) -> dict | None:
     """The preprocessing record a checkpoint carries (None if the file is absent or has none)."""
     if not Path(checkpoint).is_file():
         return None
-    import torch
-
     from brainsegfounder.data.transforms import PREPROCESSING_KEY
+    from brainsegfounder.safe_load import safe_load
 
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    try:  # mapped, not read: only the record is wanted
+        saved = safe_load(checkpoint, what="checkpoint", mmap=True)
     except Exception:  # noqa: BLE001 - provenance is best effort; the report must still be written
         return None
     return saved.get(PREPROCESSING_KEY) if isinstance(saved, dict) else None
