@@ -55,3 +55,39 @@ def atlas_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("atlas")
     generate("atlas", root, subjects=5, seed=2, spacing=3.0)
     return root
+
+
+def fit_checkpoint(config: Path, data_root: Path, run: Path, steps: int = 1) -> Path:
+    """``last.ckpt`` of a real ``steps``-step fit of ``config`` on ``data_root`` (batch 1, no validation)."""
+    from brainsegfounder.fit import main as fit_main
+
+    fit_main(["--config", str(config), f"--data.init_args.root={data_root}",
+              f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
+              f"--trainer.max_steps={steps}", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
+              "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1",
+              "--data.init_args.validate=off"])
+    return next(run.rglob("last.ckpt"))
+
+
+def crop_cases(source: Path, dest: Path, count: int = 2, size: tuple[int, int, int] = (48, 56, 40)) -> Path:
+    """Write the first ``count`` BraTS 2021 cases of ``source`` into ``dest``, cropped around the
+    tumour to ``size`` voxels (one sliding window each, so prediction tests stay fast)."""
+    import nibabel as nib
+    import numpy as np
+
+    from brainsegfounder.data.layouts import find_cases
+
+    for case in find_cases("brats2021", source)[:count]:
+        label_image = nib.load(case.label)
+        label = np.asanyarray(label_image.dataobj)
+        centre = np.round(np.argwhere(label > 0).mean(0)).astype(int)
+        start = [max(0, c - s // 2) for c, s in zip(centre, size, strict=True)]
+        box = tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))
+        affine = label_image.affine.copy()
+        affine[:3, 3] = affine[:3, :3] @ np.array(start) + affine[:3, 3]
+        folder = dest / case.subject_id
+        folder.mkdir(parents=True)
+        for name, path in [*case.images.items(), ("seg", case.label)]:
+            data = np.asanyarray(nib.load(path).dataobj)[box]
+            nib.save(nib.Nifti1Image(data, affine), folder / f"{case.subject_id}_{name}.nii.gz")
+    return dest

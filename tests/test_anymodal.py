@@ -20,11 +20,10 @@ from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, TEMPERATURE_KEY
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.modality_dropout import RandomModalityDropout
 from brainsegfounder.data.transforms import PREPROCESSING_KEY
-from brainsegfounder.fit import main as fit_main
 from brainsegfounder.inference.predictor import Predictor
 from brainsegfounder.inference.writers import UNCERTAINTY_FOLDER, VOLUMES_FILE
 from brainsegfounder.predict import main as predict_main
-from tests.conftest import DEMO, REPO
+from tests.conftest import DEMO, REPO, fit_checkpoint
 from tests.test_predict import checkpoint, two_cases  # noqa: F401  (fixtures)
 
 ANYMODAL = REPO / "experiments" / "demo_anymodal.yaml"
@@ -34,13 +33,7 @@ BRATS = ("flair", "t1ce", "t1", "t2")
 @pytest.fixture(scope="session")
 def anymodal_checkpoint(brats2021_root, tmp_path_factory) -> Path:
     """A tiny checkpoint from a real two-step fit of demo_anymodal.yaml (modality dropout 0.5)."""
-    run = tmp_path_factory.mktemp("anymodal_run")
-    fit_main(["--config", str(ANYMODAL), f"--data.init_args.root={brats2021_root}",
-              f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
-              "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
-              "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1",
-              "--data.init_args.validate=off"])
-    return next(run.rglob("last.ckpt"))
+    return fit_checkpoint(ANYMODAL, brats2021_root, tmp_path_factory.mktemp("anymodal_run"), steps=2)
 
 
 def _volumes(folder: Path) -> dict[str, dict[str, str]]:

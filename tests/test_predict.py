@@ -14,12 +14,11 @@ from brainsegfounder.data.layouts import find_cases
 from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
 from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.evaluate import evaluate
-from brainsegfounder.fit import main as fit_main
 from brainsegfounder.inference.inputs import find_inputs
 from brainsegfounder.inference.predictor import Predictor
 from brainsegfounder.inference.writers import PROBABILITY_FOLDER, VOLUMES_FILE
 from brainsegfounder.predict import main
-from tests.conftest import DEMO
+from tests.conftest import DEMO, crop_cases, fit_checkpoint
 
 BRATS_MODALITIES = ("flair", "t1ce", "t1", "t2")
 
@@ -27,34 +26,14 @@ BRATS_MODALITIES = ("flair", "t1ce", "t1", "t2")
 @pytest.fixture(scope="session")
 def checkpoint(brats2021_root, tmp_path_factory) -> Path:
     """A tiny segmentation checkpoint written by a real one-step fit of the demo config."""
-    run = tmp_path_factory.mktemp("predict_run")
-    fit_main(["--config", str(DEMO), f"--data.init_args.root={brats2021_root}",
-              f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
-              "--trainer.max_steps=1", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
-              "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1",
-              "--data.init_args.validate=off"])
-    return next(run.rglob("last.ckpt"))
+    return fit_checkpoint(DEMO, brats2021_root, tmp_path_factory.mktemp("predict_run"))
 
 
 @pytest.fixture
 def two_cases(brats2021_root, tmp_path) -> Path:
     """A BraTS 2021 data set root with two synthetic cases cropped around the tumour to 48 x 56 x 40
     voxels at 2 mm (one sliding window each, so the tests stay fast)."""
-    root = tmp_path / "data"
-    for case in find_cases("brats2021", brats2021_root)[:2]:
-        label_image = nib.load(case.label)
-        label = np.asanyarray(label_image.dataobj)
-        centre = np.round(np.argwhere(label > 0).mean(0)).astype(int)
-        start = [max(0, c - s // 2) for c, s in zip(centre, (48, 56, 40), strict=True)]
-        box = tuple(slice(a, a + s) for a, s in zip(start, (48, 56, 40), strict=True))
-        affine = label_image.affine.copy()
-        affine[:3, 3] = affine[:3, :3] @ np.array(start) + affine[:3, 3]
-        folder = root / case.subject_id
-        folder.mkdir(parents=True)
-        for name, path in [*case.images.items(), ("seg", case.label)]:
-            data = np.asanyarray(nib.load(path).dataobj)[box]
-            nib.save(nib.Nifti1Image(data, affine), folder / f"{case.subject_id}_{name}.nii.gz")
-    return root
+    return crop_cases(brats2021_root, tmp_path / "data")
 
 
 def _write_case(folder: Path, arrays: dict[str, np.ndarray], affine: np.ndarray) -> dict[str, Path]:

@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -18,6 +17,7 @@ from brainsegfounder.data.transforms import PreprocessingRecord
 from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.robustness import main, module_predict_fn, read_cases, robustness_study, summarise
 from brainsegfounder.tasks.segmentation import SegmentationModule
+from tests.conftest import crop_cases
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 
@@ -26,21 +26,7 @@ MODALITIES = ("flair", "t1ce", "t1", "t2")
 def two_cases(brats2021_root, tmp_path_factory) -> Path:
     """Two synthetic BraTS 2021 cases cropped around the tumour to 48 x 56 x 40 voxels at 2 mm
     (padded to one 64^3 window, so 30 predictions stay fast)."""
-    root = tmp_path_factory.mktemp("robustness_data")
-    for case in find_cases("brats2021", brats2021_root)[:2]:
-        label_image = nib.load(case.label)
-        label = np.asanyarray(label_image.dataobj)
-        centre = np.round(np.argwhere(label > 0).mean(0)).astype(int)
-        start = [max(0, c - s // 2) for c, s in zip(centre, (48, 56, 40), strict=True)]
-        box = tuple(slice(a, a + s) for a, s in zip(start, (48, 56, 40), strict=True))
-        affine = label_image.affine.copy()
-        affine[:3, 3] = affine[:3, :3] @ np.array(start) + affine[:3, 3]
-        folder = root / case.subject_id
-        folder.mkdir(parents=True)
-        for name, path in [*case.images.items(), ("seg", case.label)]:
-            data = np.asanyarray(nib.load(path).dataobj)[box]
-            nib.save(nib.Nifti1Image(data, affine), folder / f"{case.subject_id}_{name}.nii.gz")
-    return root
+    return crop_cases(brats2021_root, tmp_path_factory.mktemp("robustness_data"))
 
 
 @pytest.fixture(scope="module")
