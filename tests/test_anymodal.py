@@ -32,7 +32,7 @@ BRATS = ("flair", "t1ce", "t1", "t2")
 
 @pytest.fixture(scope="session")
 def anymodal_checkpoint(brats2021_root, tmp_path_factory) -> Path:
-    """A tiny checkpoint from a real two-step fit of demo_anymodal.yaml (modality dropout 0.5)."""
+    """A tiny checkpoint from a real two-step fit of demo_anymodal.yaml (modality dropout 0.25)."""
     return fit_checkpoint(ANYMODAL, brats2021_root, tmp_path_factory.mktemp("anymodal_run"), steps=2)
 
 
