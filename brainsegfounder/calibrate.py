@@ -118,7 +118,9 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         parsed = _data_parser().parse_args(list(settings))
     except Exception as err:  # jsonargparse reports a bad config or override as a plain exception
         raise ConfigError(f"--config {' '.join(settings)}: {err}") from None
-    datamodule = _data_parser().instantiate_classes(parsed).data
+    parser = _data_parser()
+    # jsonargparse 4.49 renamed instantiate_classes to instantiate (the old name warns).
+    datamodule = (getattr(parser, "instantiate", None) or parser.instantiate_classes)(parsed).data
     names = module.scheme.names
     if tuple(getattr(datamodule, "region_names", names)) != tuple(names):
         raise ConfigError(f"the config's data regions {datamodule.region_names} are not the checkpoint's {names}; "
