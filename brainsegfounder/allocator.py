@@ -16,11 +16,10 @@ peak RSS of the process tree sampled every 0.5 s): the demo's Stage 1 (20 SSL st
 119 s with glibc's defaults, 9.1 GB in 63 s with the setting (an mmap threshold of 256 MB would
 give 6.9 GB in 87 s, 64 MB 4.8 GB in 109 s); 10 fine-tuning steps 4.1 GB in 96 s vs 5.1 GB in 46 s;
 the whole demo peaks near 10 GB. On a machine with less memory, switch it off. Also, a process
-forked later (a data loader worker) would write into the kept pages and copy them: :func:`release_free_memory` (glibc's ``malloc_trim``) hands the free pages back at the
-points where that matters: the start and end of every ``fit`` and every training epoch, before its
-queue forks the subject-loading workers. Every ``python -m brainsegfounder.*`` command calls
-:func:`keep_freed_memory`; set ``BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0`` to keep glibc's defaults. It does nothing where the C
-library is not glibc (macOS, Windows, musl), and it cannot affect GPU memory.
+forked later (a data loader worker) would write into the kept pages and copy them:
+:func:`release_free_memory` (glibc's ``malloc_trim``) hands the free pages back where that matters:
+the start and end of every ``fit``, and every loader epoch that forks workers. Every ``python -m brainsegfounder.*`` command calls :func:`keep_freed_memory`; set
+``BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0`` to keep glibc's defaults. It does nothing where the C is not glibc (macOS, Windows, musl), and it cannot affect GPU memory.
 
 Example:
     >>> from brainsegfounder.allocator import keep_freed_memory
@@ -41,6 +40,13 @@ ENV = "BRAINSEGFOUNDER_KEEP_FREED_MEMORY"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 _LIMIT = 2**31 - 1  # mallopt takes an int
 _done: list[bool] = []
+_libc: list = []  # the C library, looked up once (find_library runs ldconfig)
+
+
+def _c_library():
+    if not _libc:
+        _libc.append(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"))
+    return _libc[0]
 
 
 def keep_freed_memory() -> bool:
@@ -50,8 +56,7 @@ def keep_freed_memory() -> bool:
     applied = False
     if os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off") and sys.platform.startswith("linux"):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
+            mallopt = _c_library().mallopt
         except (OSError, AttributeError):  # not glibc (musl has no mallopt)
             mallopt = None
         if mallopt is not None:
@@ -64,8 +69,8 @@ def keep_freed_memory() -> bool:
 def release_free_memory() -> None:
     """Give the free pages kept by :func:`keep_freed_memory` back to the system (``malloc_trim(0)``).
 
-    Cheap (a few ms) and a no-op unless the setting is in force. Call it before forking workers
-    and between stages that run in one process.
+    A no-op unless the setting is in force. The next allocations page-fault again, so call it only
+    before forking workers and between stages that run in one process, not every step.
     """
     if _done and _done[0]:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _c_library().malloc_trim(0)

@@ -322,9 +322,6 @@ def _pairs(items: Sequence[str], sep: str, many: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Command line; flags this parser does not know are passed to every fit run."""
-    from brainsegfounder.allocator import keep_freed_memory
-
-    keep_freed_memory()
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
         prog="python -m brainsegfounder.lowlabel",

@@ -80,7 +80,6 @@ class QueueLoader(DataLoader):
         return int(env) if env is not None else None
 
     def __iter__(self):
-        release_free_memory()  # before the queue forks its subject-loading workers
         step, rank = self.position() if self.position is not None else (0, 0)
         seed = self._run_seed()
         if seed is not None:
@@ -90,6 +89,8 @@ class QueueLoader(DataLoader):
             torch.manual_seed(s)
         queue = self.dataset
         if isinstance(queue, tio.Queue):
+            if queue.num_workers:
+                release_free_memory()  # before the queue forks its subject-loading workers
             sampler = queue.subject_sampler
             if hasattr(sampler, "set_epoch"):
                 # The step, not the epoch number: it is restored exactly on resume, whatever kind of

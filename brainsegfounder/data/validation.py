@@ -101,9 +101,10 @@ def validate_case(
                                 f"than {ref_name} ({ref_path.name}); largest difference "
                                 f"{np.abs(affine - ref_affine).max():.4g} mm. Co-register the modalities.")
         if name != "label" and data is not None:
-            problems += _intensity_problems(sid, name, path, data, allow_non_finite, allow_constant)
+            found, bad = _intensity_problems(sid, name, path, data, allow_non_finite, allow_constant)
+            problems += found
             if non_finite_counts is not None:
-                non_finite_counts[sid] = non_finite_counts.get(sid, 0) + int(data.size - np.count_nonzero(np.isfinite(data)))
+                non_finite_counts[sid] = non_finite_counts.get(sid, 0) + bad
         if name == "label" and data is not None and label_values is not None:
             values = np.unique(data)
             if not np.all(np.equal(np.mod(values, 1), 0)):
@@ -119,8 +120,10 @@ def validate_case(
 
 
 def _intensity_problems(sid: str, name: str, path: Path, data: np.ndarray, allow_non_finite: bool,
-                        allow_constant: bool) -> list[str]:
-    """NaN/Inf voxels and constant images: both turn silently into wrong segmentations downstream."""
+                        allow_constant: bool) -> tuple[list[str], int]:
+    """NaN/Inf voxels and constant images: both turn silently into wrong segmentations downstream.
+
+    Returns the problems and the number of NaN/Inf voxels (one pass over the data for both)."""
     problems = []
     finite = np.isfinite(data)
     bad = int(finite.size - np.count_nonzero(finite))
@@ -132,7 +135,7 @@ def _intensity_problems(sid: str, name: str, path: Path, data: np.ndarray, allow
         value = float(values.flat[0]) if values.size else float("nan")
         problems.append(f"subject {sid}: {name} file {path} is constant (every voxel is {value:g}): an empty or "
                         "failed export, which cannot be normalised. Replace the file, or leave the subject out.")
-    return problems
+    return problems, bad
 
 
 def validate_cases(
@@ -155,15 +158,15 @@ def validate_cases(
     for case in cases:
         seen[case.subject_id] = seen.get(case.subject_id, 0) + 1
     problems = [f"subject id {sid} appears {n} times; ids must be unique." for sid, n in seen.items() if n > 1]
-    counts: dict[str, dict[str, int]] = {case.subject_id: {} for case in cases}
+    counts: dict[str, int] = {}  # each thread writes its own subject's key
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for found in pool.map(lambda c: validate_case(c, label_values, affine_tolerance, read_data,
                                                       allow_non_finite, allow_constant, whole_stream,
-                                                      counts[c.subject_id]), cases):
+                                                      counts), cases):
             problems.extend(found)
     if problems:
         shown = problems[:MAX_REPORTED]
         more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
         raise DataError(f"{len(problems)} problem(s) in the data ({len(cases)} subjects checked):\n  "
                         + "\n  ".join(shown) + more)
-    return {sid: found.get(sid, 0) for sid, found in counts.items()}
+    return {case.subject_id: counts.get(case.subject_id, 0) for case in cases}

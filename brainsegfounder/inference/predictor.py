@@ -272,8 +272,11 @@ class Predictor:
     def transform(self) -> tio.Compose:
         """The deterministic preprocessing of training; ``copy=False`` as the loaded subject is ours."""
         largest = tuple(max(s[i] for s in self.roi_sizes) for i in range(3))
-        steps = (self.record.transforms(largest, self.replace_non_finite) if self.record
-                 else [ReplaceNonFinite()] * self.replace_non_finite + preprocessing(largest))
+        if self.record:
+            steps = self.record.transforms(largest, self.replace_non_finite)
+        else:
+            steps = [ReplaceNonFinite()] if self.replace_non_finite else []
+            steps += preprocessing(largest)
         return tio.Compose(steps, copy=False)
 
     def probabilities(self, x: torch.Tensor, variance: bool = False):
