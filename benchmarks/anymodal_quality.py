@@ -118,7 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
         writer.writeheader()
         writer.writerows(rows)
     rho = spearmanr([r["quality"] for r in rows], [r["dice_mean"] for r in rows])
-    summary = {"cases": len(rows), "spearman_rho": float(rho.statistic), "p_value": float(rho.pvalue)}
+    complete = [r for r in rows if not r["missing"]]
+    rho_complete = spearmanr([r["quality"] for r in complete], [r["dice_mean"] for r in complete])
+    summary = {"cases": len(rows), "spearman_rho": float(rho.statistic), "p_value": float(rho.pvalue),
+               "complete_cases": len(complete), "spearman_rho_complete": float(rho_complete.statistic),
+               "p_value_complete": float(rho_complete.pvalue)}
     print(json.dumps(summary))
     return summary
 

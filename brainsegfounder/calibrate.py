@@ -11,12 +11,16 @@ exactly as ``fit`` validated on it (whole volumes after the checkpoint's preproc
 cases the command computes the network's logits by the Gaussian sliding window, fits one
 temperature per region channel (:func:`~brainsegfounder.calibration.fit_temperature`), and
 chooses the quality-score threshold that best separates cases with mean Dice below
-``dice_floor`` (:func:`~brainsegfounder.inference.uncertainty.choose_flag_threshold`).
+``dice_floor`` (:func:`~brainsegfounder.inference.uncertainty.choose_flag_threshold`). For a model
+trained with modality dropout it also measures the Dice per region of every subset of the
+modalities the model accepts missing, so that ``predict`` can say what a case's missing
+modalities cost (``--subsets false`` skips it).
 
 It writes a calibrated copy next to the checkpoint, ``<name>.calibrated.ckpt`` (never the
-checkpoint itself), holding both under
-:data:`~brainsegfounder.calibration.TEMPERATURE_KEY` and
-:data:`~brainsegfounder.calibration.FLAG_THRESHOLD_KEY`; ``predict`` applies them. It prints the
+checkpoint itself), holding them under
+:data:`~brainsegfounder.calibration.TEMPERATURE_KEY`,
+:data:`~brainsegfounder.calibration.FLAG_THRESHOLD_KEY` and
+:data:`~brainsegfounder.calibration.SUBSET_DICE_KEY`; ``predict`` applies them. It prints the
 negative log-likelihood, ECE and Brier score per region before and after (measured on the same
 validation voxels the temperatures were fitted on, within the brain).
 
@@ -42,28 +46,45 @@ def calibrated_path(ckpt: str | Path) -> Path:
     return ckpt.with_name(f"{ckpt.stem}.calibrated.ckpt")
 
 
-def _validation_logits(module, datamodule, max_cases: int | None):
-    """``(logits, targets, brain masks)`` per validation case, each ``(R, X, Y, Z)`` on the model's grid."""
+def _validation_logits(module, datamodule, max_cases: int | None, subsets=()):
+    """``(logits, targets, brain masks)`` per validation case, each ``(R, X, Y, Z)`` on the model's grid.
+
+    With ``subsets`` (tuples of the model's modalities), also the Dice per region of each subset,
+    the others given as missing channels: ``{subset name: [[dice per region] per case]}``.
+    """
     import torch
     from monai.inferers import sliding_window_inference
+
+    from brainsegfounder.data.modality_dropout import MISSING_VALUE
+    from brainsegfounder.inference.sliding_window import sliding_window_probabilities
+    from brainsegfounder.metrics import dice_per_channel
 
     datamodule.setup("validate")
     if not datamodule.val_cases:
         raise DataError(f"the data module has no validation cases (fold {getattr(datamodule, 'fold', '?')} of "
                         f"{datamodule.root}); calibration needs held-out cases.")
     device = next(module.parameters()).device
-    out = []
+    roi, batch_size, overlap = module.roi_size, module.hparams.sw_batch_size, module.hparams.sw_overlap
+    modalities = list(module.modalities or [])
+    out, subset_dice = [], {"+".join(s): [] for s in subsets}
     for batch in datamodule.val_dataloader():
         x = datamodule.images_to_tensor(batch).to(device)
-        with torch.inference_mode():
-            logits = sliding_window_inference(x, module.roi_size, module.hparams.sw_batch_size, module,
-                                              overlap=module.hparams.sw_overlap, mode="gaussian")
         targets = module.scheme.to_regions(batch["label"])[0].float()
+        with torch.inference_mode():
+            logits = sliding_window_inference(x, roi, batch_size, module, overlap=overlap, mode="gaussian")
+            for subset in subsets:
+                given = x.clone()
+                for channel, name in enumerate(modalities):
+                    if name not in subset:
+                        given[:, channel] = MISSING_VALUE
+                p = sliding_window_probabilities(given, [module], roi, batch_size, overlap, bbox=True)
+                dice = dice_per_channel((p > module.hparams.threshold).cpu(), targets[None] > 0)[0]
+                subset_dice["+".join(subset)].append([float(d) for d in dice])
         brain = (x[0] != x[0].amin(dim=(1, 2, 3), keepdim=True)).any(0)  # z-scored background is each channel's minimum
         out.append((logits[0].float().cpu(), targets.cpu(), brain.cpu()))
         if max_cases is not None and len(out) >= max_cases:
             break
-    return out
+    return out, subset_dice
 
 
 def _data_parser():
@@ -82,7 +103,8 @@ def _data_parser():
 
 
 def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: str = "cpu",
-              max_cases: int | None = None, dice_floor: float = 0.7, max_voxels: int = 200_000) -> dict:
+              max_cases: int | None = None, dice_floor: float = 0.7, max_voxels: int = 200_000,
+              subsets: bool = True) -> dict:
     """Fit per-region temperatures and the flag threshold on the validation fold; write a calibrated copy.
 
     Args:
@@ -94,16 +116,28 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         max_cases: use at most this many validation cases.
         dice_floor: cases with mean Dice below this are the ones the flag should catch.
         max_voxels: the temperatures are fitted on a seeded subsample of this many voxels.
+        subsets: for a model trained with modality dropout, also measure the validation Dice per
+            region of every non-empty subset of its modalities (15 more sliding windows per case
+            for BraTS's four); ``predict`` scales a case's quality score by what its missing
+            modalities cost (:func:`~brainsegfounder.inference.uncertainty.quality_score`).
 
     Returns:
-        ``{"path", "temperature", "flag_threshold", "before", "after"}``; ``before``/``after`` map
-        ``nll_<R>``, ``ece_<R>``, ``brier_<R>`` to values.
+        ``{"path", "temperature", "flag_threshold", "subset_dice", "before", "after"}``;
+        ``before``/``after`` map ``nll_<R>``, ``ece_<R>``, ``brier_<R>`` to values; ``subset_dice``
+        maps ``flair+t1`` to the mean validation Dice per region (empty without ``subsets``).
     """
     import numpy as np
     import torch
 
-    from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, TEMPERATURE_KEY, binary_nll, fit_temperature
-    from brainsegfounder.inference.predictor import load_segmentation, resolve_device
+    from brainsegfounder.calibration import (
+        FLAG_THRESHOLD_KEY,
+        SUBSET_DICE_KEY,
+        TEMPERATURE_KEY,
+        binary_nll,
+        fit_temperature,
+    )
+    from brainsegfounder.data.modality_dropout import nonempty_subsets
+    from brainsegfounder.inference.predictor import accepted_missing, load_segmentation, resolve_device
     from brainsegfounder.inference.uncertainty import choose_flag_threshold, quality_score
     from brainsegfounder.metrics import calibration_per_region, dice_per_channel
     from brainsegfounder.safe_load import safe_load
@@ -125,7 +159,11 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     if tuple(getattr(datamodule, "region_names", names)) != tuple(names):
         raise ConfigError(f"the config's data regions {datamodule.region_names} are not the checkpoint's {names}; "
                           "pass the config of the run that wrote the checkpoint.")
-    cases = _validation_logits(module, datamodule, max_cases)
+    # Only a model that accepts missing modalities is ever given a case without some.
+    tried = [s for s in nonempty_subsets(module.modalities)[1:]
+             if set(module.modalities) - set(s) <= set(accepted_missing(module))] if subsets and module.modalities else []
+    cases, per_case = _validation_logits(module, datamodule, max_cases, [tuple(module.modalities), *tried] if tried else [])
+    subset_dice = {name: [float(v) for v in np.mean(rows, axis=0)] for name, rows in per_case.items()}
     logits = [z for z, _, _ in cases]
     targets = [y for _, y, _ in cases]
     temperature = fit_temperature(logits, targets, max_voxels=max_voxels, channel_dim=0)
@@ -141,7 +179,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
 
     before, after = scores(), scores(temperature)
     quality, dice = [], []
-    for z, y, _ in cases:
+    for z, y, _ in cases:  # complete validation cases: no reliability factor
         p = torch.sigmoid(z / temperature.reshape(-1, 1, 1, 1))
         quality.append(quality_score(p, float(module.hparams.threshold)))
         dice.append(float(dice_per_channel((p > module.hparams.threshold)[None], y[None] > 0)[0].mean()))
@@ -150,6 +188,8 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     checkpoint = safe_load(source, what="--ckpt")
     checkpoint[TEMPERATURE_KEY] = [float(t) for t in temperature]
     checkpoint[FLAG_THRESHOLD_KEY] = float(threshold)
+    if subset_dice:
+        checkpoint[SUBSET_DICE_KEY] = subset_dice
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.partial")
     torch.save(checkpoint, temporary)
@@ -160,10 +200,15 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     lines += [f"| {n} | {float(t):.3f} | {before[f'nll_{n}']:.4f} | {after[f'nll_{n}']:.4f} | "
               f"{before[f'ece_{n}']:.4f} | {after[f'ece_{n}']:.4f} | {before[f'brier_{n}']:.4f} | "
               f"{after[f'brier_{n}']:.4f} |" for n, t in zip(names, temperature, strict=True)]
-    lines.append(f"flag threshold (quality score, bits): {threshold:.4f} (cases with mean Dice < {dice_floor})")
+    lines.append(f"flag threshold (quality score, 1 - expected Dice): {threshold:.4f} "
+                 f"(cases with mean Dice < {dice_floor})")
+    if subset_dice:
+        lines += ["", "validation Dice by available modalities (scales the quality score of a case without some):",
+                  "| modalities | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+        lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for name, values in subset_dice.items()]
     print("\n".join(lines))
     return {"path": target, "temperature": [float(t) for t in temperature], "flag_threshold": float(threshold),
-            "before": before, "after": after}
+            "subset_dice": subset_dice, "before": before, "after": after}
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -171,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     from brainsegfounder.cli import command
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor", "--max_voxels"}
+    own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor", "--max_voxels", "--subsets"}
     mine: list[str] = []
     config: list[str] = []
     items = iter(argv)

@@ -29,12 +29,17 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FLAG_THRESHOLD_KEY", "TEMPERATURE_KEY", "apply_temperature", "binary_nll", "fit_temperature", "flatten_channels"]
+__all__ = ["FLAG_THRESHOLD_KEY", "SUBSET_DICE_KEY", "TEMPERATURE_KEY", "apply_temperature", "binary_nll", "fit_temperature", "flatten_channels"]
 
 #: Checkpoint key of the fitted temperatures (list of floats, one per region channel).
 TEMPERATURE_KEY = "brainsegfounder_temperature"
 #: Checkpoint key of the quality-score threshold above which ``predict`` flags a case (a float).
 FLAG_THRESHOLD_KEY = "brainsegfounder_flag_threshold"
+#: Checkpoint key of the validation Dice per region for each subset of the modalities (a dict
+#: ``"flair+t1" -> [Dice per region]``, the full set included), measured by ``calibrate`` for a
+#: model trained with modality dropout; ``predict`` scales the quality score of a case that lacks
+#: modalities by the ratio to the full set.
+SUBSET_DICE_KEY = "brainsegfounder_subset_dice"
 
 
 def flatten_channels(values: torch.Tensor | Sequence[torch.Tensor], channel_dim: int = 1) -> torch.Tensor:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from brainsegfounder.calibrate import main as calibrate_main
-from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, TEMPERATURE_KEY
+from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.modality_dropout import RandomModalityDropout
 from brainsegfounder.data.transforms import PREPROCESSING_KEY
@@ -142,10 +142,41 @@ def test_calibrate_lowers_the_nll_of_an_over_confident_model(checkpoint, brats20
     assert all(t > 1 for t in result["temperature"])
     stored = torch.load(result["path"], weights_only=True)
     assert stored[TEMPERATURE_KEY] == result["temperature"] and FLAG_THRESHOLD_KEY in stored
+    # A model without modality dropout is never given a partial case: no subsets measured.
+    assert result["subset_dice"] == {} and SUBSET_DICE_KEY not in stored
     predictor = Predictor.from_checkpoints([result["path"]], device="cpu")
     assert predictor.temperatures[0] == result["temperature"]
     assert predictor.flag_threshold == pytest.approx(result["flag_threshold"])
     assert "NLL before" in capsys.readouterr().out
+
+
+def test_calibrate_measures_what_each_missing_modality_costs(anymodal_checkpoint, brats2021_root, two_cases,  # noqa: F811
+                                                            tmp_path, capsys):
+    result = calibrate_main(["--ckpt", str(anymodal_checkpoint), "--config", str(ANYMODAL),
+                             f"--data.init_args.root={brats2021_root}", "--data.init_args.validate=off",
+                             "--out", str(tmp_path / "cal.ckpt"), "--max_cases", "1", "--max_voxels", "20000"])
+    table = result["subset_dice"]
+    assert len(table) == 15 and list(table)[0] == "flair+t1ce+t1+t2"
+    assert all(len(v) == 3 and all(0.0 <= d <= 1.0 for d in v) for v in table.values())
+    assert torch.load(result["path"], weights_only=True)[SUBSET_DICE_KEY] == table
+    assert "validation Dice by available modalities" in capsys.readouterr().out
+
+    predictor = Predictor.from_checkpoints([result["path"]], device="cpu")
+    assert predictor.subset_dice == pytest.approx(table)
+    assert predictor.reliability(()) is None  # a complete case: the expected Dice alone
+    factors = predictor.reliability(("t1ce",))
+    full, kept = table["flair+t1ce+t1+t2"], table["flair+t1+t2"]
+    assert factors == pytest.approx([min(1.0, k / f) if f > 0 else 1.0 for k, f in zip(kept, full, strict=True)])
+    # The same case without T1ce scores at least as badly with the factors as without them.
+    from brainsegfounder.inference.inputs import find_inputs
+
+    case = sorted(two_cases.iterdir())[0]
+    (case / f"{case.name}_t1ce.nii.gz").unlink()
+    files = find_inputs([case], predictor.modalities, allow_missing=True)[0]
+    scaled = predictor.predict_case(files, uncertainty=True)
+    predictor.subset_dice = {}
+    plain = predictor.predict_case(files, uncertainty=True)
+    assert scaled.missing == ("t1ce",) and 0.0 <= plain.quality <= scaled.quality <= 1.0
 
 
 def test_partial_case_folders_keep_the_expected_names(two_cases, tmp_path):  # noqa: F811

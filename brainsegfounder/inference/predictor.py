@@ -118,8 +118,8 @@ class CasePrediction:
             largest over regions (bits, 0..1), on the input grid.
         variance: with ``uncertainty`` and two members or more, (R, X, Y, Z) variance of the
             probability across members (checkpoints x mirrorings).
-        quality: with ``uncertainty``, the case's quality score (mean entropy over the predicted
-            lesion and its border, bits; higher = less sure).
+        quality: with ``uncertainty``, the case's quality score (``1 -`` the Dice the model expects
+            of itself, scaled by what its missing modalities cost; 0..1, higher = look first).
     """
 
     case_id: str
@@ -146,9 +146,19 @@ class _Calibrated(torch.nn.Module):
         return apply_temperature(self.network(x), self.temperature)
 
 
-def _accepts_missing(module) -> tuple[str, ...]:
+def accepted_missing(module) -> tuple[str, ...]:
+    """The modalities a segmentation module was trained to do without (its record's ``accepts_missing``)."""
     record = _record(module)
     return tuple(record.accepts_missing) if record is not None else ()
+
+
+def _mean_subset_dice(measured: Sequence[dict | None]) -> dict[str, list[float]]:
+    """The mean of the members' ``subset_dice`` tables, over the subsets all of them measured."""
+    tables = [t for t in measured if t]
+    if not tables:
+        return {}
+    common = [k for k in tables[0] if all(k in t for t in tables)]
+    return {k: [float(v) for v in np.mean([t[k] for t in tables], axis=0)] for k in common}
 
 
 class Predictor:
@@ -216,7 +226,7 @@ class Predictor:
         self.sources = [str(s) for s in sources] if sources else [f"checkpoint {i}" for i in range(len(self.modules))]
         # What every member can do without; an ensemble accepts only what all of its members accept.
         self.accepts_missing = tuple(m for m in (recorded or ())
-                                     if all(m in _accepts_missing(module) for module in self.modules))
+                                     if all(m in accepted_missing(module) for module in self.modules))
         self.subset: tuple[str, ...] | None = None
         if modalities:  # "t1,flair" or ["t1", "flair"]
             listed = [modalities] if isinstance(modalities, str) else modalities
@@ -237,6 +247,10 @@ class Predictor:
         known = [t for t in thresholds if t is not None]
         #: The quality score above which a case is flagged (the calibrated one; the largest of an ensemble's).
         self.flag_threshold: float | None = max(known) if known else None
+        #: Validation Dice per region for each modality subset (``calibrate``), averaged over the
+        #: members that measured it; ``{}`` when none did.
+        self.subset_dice: dict[str, list[float]] = _mean_subset_dice(
+            [getattr(m, "subset_dice", None) for m in self.modules])
         if self.modalities is not None and len(self.modalities) != self.in_channels:
             raise DataError(f"{len(self.modalities)} modalities {list(self.modalities)} given for a network "
                             f"with {self.in_channels} input channels.")
@@ -333,6 +347,21 @@ class Predictor:
             "trained with data.modality_dropout: python -m brainsegfounder.fit --config "
             "experiments/brats_anymodal.yaml (or experiments/demo_anymodal.yaml on CPU).")
 
+    def reliability(self, missing: Sequence[str]) -> list[float] | None:
+        """Per region, the share of its validation Dice the model keeps without ``missing``; ``None`` if unknown.
+
+        ``min(1, Dice with the rest / Dice with all)`` from what ``calibrate`` measured; ``None`` for a
+        complete case or a checkpoint without those measurements (then the quality score is the
+        expected Dice alone).
+        """
+        if not missing or not self.subset_dice or not self.modalities:
+            return None
+        full = self.subset_dice.get("+".join(self.modalities))
+        given = self.subset_dice.get("+".join(m for m in self.modalities if m not in missing))
+        if full is None or given is None:
+            return None
+        return [min(1.0, g / f) if f > 0 else 1.0 for g, f in zip(given, full, strict=True)]
+
     def predict_case(self, case: CaseFiles, keep_image: bool = False, uncertainty: bool = False) -> CasePrediction:
         """Segment one case and return its label map and probabilities on the input's own grid.
 
@@ -379,6 +408,6 @@ class Predictor:
         label = self.scheme.to_label((probs > self.threshold).unsqueeze(0))[0, 0].numpy()
         spacing = tuple(float(z) for z in first.header.get_zooms()[:3])
         entropy = combined_entropy(probs).numpy() if uncertainty else None
-        quality = quality_score(probs, self.threshold) if uncertainty else None
+        quality = quality_score(probs, self.threshold, reliability=self.reliability(missing)) if uncertainty else None
         return CasePrediction(case.subject_id, label, probs.numpy().astype(np.float32, copy=False),
                               first.affine, first.header, spacing, image, missing, entropy, variance, quality)

@@ -10,8 +10,10 @@ and/or test-time mirrorings, stacked as ``(M, R, X, Y, Z)``).
   region decides), bits, 0..1.
 - :func:`member_variance`: the variance of the probability across members (0..0.25), the
   disagreement of an ensemble or of mirrorings; only defined for two members or more.
-- :func:`quality_score`: one number per case, the mean combined entropy over the predicted lesion
-  and a border band around it, bits, 0..1; higher means less sure (look at such cases first).
+- :func:`expected_dice`: per region, the Dice its label map can expect if the (calibrated)
+  probabilities are right.
+- :func:`quality_score`: one number per case, ``1 - mean expected Dice`` (times a reliability
+  factor per region when the case lacks modalities the model needs), 0..1; higher means look first.
 - :func:`choose_flag_threshold`: the quality-score threshold that best separates poor cases
   (Dice below a floor) on validation data.
 
@@ -33,10 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import ndimage
 
-__all__ = ["UncertaintyMaps", "binary_entropy", "choose_flag_threshold", "combined_entropy", "member_variance",
-           "quality_score", "uncertainty_maps"]
+__all__ = ["UncertaintyMaps", "binary_entropy", "choose_flag_threshold", "combined_entropy", "expected_dice",
+           "member_variance", "quality_score", "uncertainty_maps"]
 
 def _tensor(values) -> torch.Tensor:
     return values.float() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values)).float()
@@ -115,38 +116,60 @@ def uncertainty_maps(member_probabilities) -> UncertaintyMaps:
     return UncertaintyMaps(mean, entropy, entropy.amax(dim=0), variance)
 
 
-def quality_score(probabilities, threshold: float = 0.5, border_voxels: int = 2, hesitant: float = 0.1) -> float:
-    """Mean combined entropy (bits, 0..1) over the predicted lesion and a band around it; higher = less sure.
+def expected_dice(probabilities, threshold: float = 0.5, hesitant: float = 0.1) -> np.ndarray:
+    """The Dice each region's label map can expect if its probabilities are right, ``(R,)``, 0..1.
 
-    The region scored is every voxel that some region channel calls positive (``p > threshold``)
-    or considers (``p > hesitant``), dilated by ``border_voxels`` voxels (6-connected steps):
-    errors live at a lesion's border and in what the model half-saw, while the confident
-    background that fills most of a brain would dilute any whole-volume mean towards 0. A case
-    with no voxel above ``hesitant`` anywhere is confidently empty: 0.
+    With calibrated probabilities ``p`` (``brainsegfounder.calibrate``), a voxel is truly in the
+    region with probability ``p``, so the predicted mask ``y = p > threshold`` overlaps the truth by
+    ``sum(p * y)`` voxels in expectation and the truth holds ``sum(p)``: the soft Dice
+    ``(2 sum(p y) + 1) / (sum(p) + sum(y) + 1)``. Only voxels above ``hesitant`` count towards
+    ``sum(p)``, so a faint haze of p = 0.01 over a whole brain does not read as a missed lesion;
+    the ``+ 1`` (one voxel) makes a confidently empty region 1 and keeps a tiny one finite.
 
-    Args:
-        probabilities: ``(R, X, Y, Z)`` mean region probabilities of one case.
-        threshold: the probability that makes a voxel part of a region (the predictor's).
-        border_voxels: width of the band around the lesion, in voxels of this grid.
-        hesitant: probability above which a voxel counts as considered.
+    >>> import numpy as np
+    >>> p = np.zeros((2, 10, 10, 10)); p[:, 2:6, 2:6, 2:6] = [[[[0.9]]], [[[0.3]]]]
+    >>> [round(float(d), 3) for d in expected_dice(p)]    # sure of its lesion; unsure, predicts none
+    [0.948, 0.05]
+    """
+    p = _tensor(probabilities)
+    flat = p.reshape(p.shape[0], -1)
+    predicted = (flat > threshold).float()
+    mass = torch.where(flat > hesitant, flat, torch.zeros(()))
+    dice = (2 * (mass * predicted).sum(1) + 1) / (mass.sum(1) + predicted.sum(1) + 1)
+    return dice.clamp(0.0, 1.0).numpy()
+
+
+def quality_score(probabilities, threshold: float = 0.5, hesitant: float = 0.1,
+                  reliability: Sequence[float] | None = None) -> float:
+    """One number per case: ``1 - mean expected Dice`` over regions, 0..1; higher = look first.
+
+    The expected Dice (:func:`expected_dice`) is what the model's own probabilities say about its
+    label map: a sure, crisp lesion scores near 0; a lesion the model half-sees, whose probability
+    mass lies outside what it painted, scores high. It needs calibrated probabilities to mean what
+    it says (``brainsegfounder.calibrate``), but ranks cases without them too.
+
+    A model cannot be unsure of what its inputs cannot show: without T1ce the enhancing tumour is
+    invisible, and the model is confidently wrong about it. ``reliability`` (one factor per region,
+    0..1) scales the expected Dice for that: ``calibrate`` measures on the validation fold the Dice
+    each region keeps with every subset of the modalities, and ``predict`` passes the ratio to the
+    full set for the modalities a case lacks (:meth:`Predictor.reliability`).
 
     >>> import numpy as np
     >>> sure = np.zeros((1, 9, 9, 9)); sure[0, 3:6, 3:6, 3:6] = 1.0
-    >>> quality_score(sure)
-    0.0
-    >>> unsure = sure * 0.6                     # entropy of 0.6: 0.971 bits
-    >>> round(quality_score(unsure, border_voxels=0), 3), round(quality_score(unsure), 3)
-    (0.971, 0.153)
+    >>> round(quality_score(sure), 3), quality_score(np.zeros((1, 9, 9, 9)))
+    (0.0, 0.0)
+    >>> round(quality_score(sure * 0.6), 3)                 # the same lesion at p = 0.6
+    0.244
+    >>> round(quality_score(sure, reliability=[0.5]), 3)    # a modality it needs is missing
+    0.5
     """
-    p = _tensor(probabilities)
-    entropy = combined_entropy(p).numpy()
-    # A predicted voxel (p > threshold) is always considered; so is one above ``hesitant``.
-    considered = (p.amax(dim=0) > min(threshold, hesitant)).numpy()
-    if not considered.any():
-        return 0.0
-    if border_voxels > 0:
-        considered = ndimage.binary_dilation(considered, iterations=int(border_voxels))
-    return float(entropy[considered].mean())
+    dice = expected_dice(probabilities, threshold, hesitant)
+    if reliability is not None:
+        factor = np.clip(np.asarray(reliability, float), 0.0, 1.0)
+        if factor.shape != dice.shape:
+            raise ValueError(f"reliability has {factor.size} factors for {dice.size} regions")
+        dice = dice * factor
+    return float(1.0 - dice.mean())
 
 
 def choose_flag_threshold(scores: Sequence[float], dice: Sequence[float], dice_floor: float = 0.7) -> float:

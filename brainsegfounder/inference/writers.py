@@ -220,8 +220,8 @@ def write_volumes(path: Path, rows: dict[str, dict[str, float]], columns: list[s
 
     Optional columns: ``non_finite_voxels`` (NaN/Inf voxels replaced by 0 with ``--non_finite
     zero``), ``missing_modalities`` (``+``-joined names the case was predicted without),
-    ``quality`` (the quality score, bits) and ``flag`` (``1`` when the quality score is above the
-    threshold) when the predictor computed them.
+    ``quality`` (the quality score, 1 - expected Dice, 0..1) and ``flag`` (``1`` when the quality
+    score is above the threshold) when the predictor computed them.
     """
 
     def write(temporary: Path) -> None:

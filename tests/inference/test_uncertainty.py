@@ -12,6 +12,7 @@ from brainsegfounder.inference.uncertainty import (
     binary_entropy,
     choose_flag_threshold,
     combined_entropy,
+    expected_dice,
     member_variance,
     quality_score,
     uncertainty_maps,
@@ -74,21 +75,34 @@ def test_quality_score_orders_sure_blurred_and_empty_cases():
     soft = (1 / (1 + np.exp(distance_out / 1.5)))[None].astype(np.float32)
     blurred = (0.5 + 0.1 * (sure - 0.5))                       # everything near 0.5: very unsure
     scores = [quality_score(x) for x in (sure, soft, blurred)]
-    assert scores[0] == 0.0
+    assert scores[0] == pytest.approx(0.0, abs=1e-6)
     assert 0.0 < scores[1] < scores[2] <= 1.0
     assert quality_score(np.zeros((3, 8, 8, 8))) == 0.0        # confidently empty
 
 
-def test_quality_score_band_is_what_dilutes_or_not():
-    p = np.zeros((1, 20, 20, 20), np.float32)
-    p[0, 8:12, 8:12, 8:12] = 0.5                               # 64 voxels of entropy 1
-    assert abs(quality_score(p, border_voxels=0) - 1.0) < 1e-6
-    wide = quality_score(p, border_voxels=2)
-    assert 0.0 < wide < 1.0                                     # the certain band dilutes it
-    band = np.zeros((20, 20, 20), bool)
-    band[8:12, 8:12, 8:12] = True
-    from scipy import ndimage
-    assert abs(wide - 64 / ndimage.binary_dilation(band, iterations=2).sum()) < 1e-6
+def test_expected_dice_is_the_dice_of_labels_drawn_from_the_probabilities():
+    # Where the truth is drawn voxel by voxel from p, the mean Dice of "p > 0.5" against it is
+    # what expected_dice predicts (to a few voxels' worth, the +1 smoothing).
+    rng = np.random.default_rng(0)
+    p = np.clip(rng.normal(0.5, 0.3, (1, 30, 30, 30)), 0, 1).astype(np.float32)
+    p[0, :, :, :10] = 0.0                                       # and some certain background
+    predicted = p[0] > 0.5
+    drawn = [2 * (predicted & t).sum() / (predicted.sum() + t.sum())
+             for t in (rng.random(p[0].shape) < p[0] for _ in range(20))]
+    assert expected_dice(p, hesitant=0.0)[0] == pytest.approx(np.mean(drawn), abs=0.01)
+    # A haze below ``hesitant`` is not a missed lesion.
+    haze = np.full((1, 20, 20, 20), 0.05, np.float32)
+    haze[0, 5:10, 5:10, 5:10] = 0.99
+    assert expected_dice(haze)[0] > 0.99 > expected_dice(haze, hesitant=0.0)[0]
+
+
+def test_reliability_scales_the_quality_score_of_a_case_missing_a_modality():
+    sure = _ball()[None].repeat(3, 0).astype(np.float32)       # three regions, all certain
+    assert quality_score(sure) == pytest.approx(0.0, abs=1e-6)
+    # Without T1ce the model keeps all its WT Dice but none of its ET: the case should be looked at.
+    assert quality_score(sure, reliability=[0.8, 1.0, 0.0]) == pytest.approx(0.4, abs=1e-6)
+    with pytest.raises(ValueError, match="3 regions"):
+        quality_score(sure, reliability=[1.0])
 
 
 def test_flag_threshold_separates_poor_cases():
