@@ -55,7 +55,7 @@ def _validation_logits(module, datamodule, max_cases: int | None, subsets=()):
     import torch
     from monai.inferers import sliding_window_inference
 
-    from brainsegfounder.data.modality_dropout import MISSING_VALUE
+    from brainsegfounder.data.modality_dropout import missing_channels_tensor
     from brainsegfounder.inference.sliding_window import sliding_window_probabilities
     from brainsegfounder.metrics import dice_per_channel
 
@@ -73,10 +73,8 @@ def _validation_logits(module, datamodule, max_cases: int | None, subsets=()):
         with torch.inference_mode():
             logits = sliding_window_inference(x, roi, batch_size, module, overlap=overlap, mode="gaussian")
             for subset in subsets:
-                given = x.clone()
-                for channel, name in enumerate(modalities):
-                    if name not in subset:
-                        given[:, channel] = MISSING_VALUE
+                kept = {m: (x[0, c] if m in subset else None) for c, m in enumerate(modalities)}
+                given = missing_channels_tensor(kept, modalities).unsqueeze(0)
                 p = sliding_window_probabilities(given, [module], roi, batch_size, overlap, bbox=True)
                 dice = dice_per_channel((p > module.hparams.threshold).cpu(), targets[None] > 0)[0]
                 subset_dice["+".join(subset)].append([float(d) for d in dice])
@@ -160,9 +158,11 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         raise ConfigError(f"the config's data regions {datamodule.region_names} are not the checkpoint's {names}; "
                           "pass the config of the run that wrote the checkpoint.")
     # Only a model that accepts missing modalities is ever given a case without some.
-    tried = [s for s in nonempty_subsets(module.modalities)[1:]
-             if set(module.modalities) - set(s) <= set(accepted_missing(module))] if subsets and module.modalities else []
-    cases, per_case = _validation_logits(module, datamodule, max_cases, [tuple(module.modalities), *tried] if tried else [])
+    tried = []
+    if subsets and module.modalities and accepted_missing(module):
+        accepted = set(accepted_missing(module))
+        tried = [s for s in nonempty_subsets(module.modalities) if set(module.modalities) - set(s) <= accepted]
+    cases, per_case = _validation_logits(module, datamodule, max_cases, tried)
     subset_dice = {name: [float(v) for v in np.mean(rows, axis=0)] for name, rows in per_case.items()}
     logits = [z for z, _, _ in cases]
     targets = [y for _, y, _ in cases]

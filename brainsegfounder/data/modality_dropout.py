@@ -203,6 +203,6 @@ def missing_channels_tensor(images: Mapping[str, torch.Tensor | np.ndarray | Non
     shapes = {m: tuple(v.shape) for m, v in present.items()}
     if len(set(shapes.values())) > 1:
         raise DataError(f"{case}: modalities have different shapes {shapes}; register them to one grid first.")
-    shape = next(iter(shapes.values()))
-    return torch.stack([present[m] if m in present else torch.full(shape, float(missing_value))
+    like = next(iter(present.values()))  # the fill lives where the images do (CPU or GPU)
+    return torch.stack([present[m] if m in present else torch.full_like(like, float(missing_value))
                         for m in modalities])

@@ -43,7 +43,12 @@ from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.transforms import PreprocessingRecord, ReplaceNonFinite, preprocessing
 from brainsegfounder.errors import ConfigError, DataError, WeightsError
 from brainsegfounder.inference.sliding_window import member_probabilities, sliding_window_probabilities
-from brainsegfounder.inference.uncertainty import combined_entropy, quality_score
+from brainsegfounder.inference.uncertainty import (
+    combined_entropy,
+    mean_subset_dice,
+    quality_score,
+    subset_reliability,
+)
 
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
@@ -152,15 +157,6 @@ def accepted_missing(module) -> tuple[str, ...]:
     return tuple(record.accepts_missing) if record is not None else ()
 
 
-def _mean_subset_dice(measured: Sequence[dict | None]) -> dict[str, list[float]]:
-    """The mean of the members' ``subset_dice`` tables, over the subsets all of them measured."""
-    tables = [t for t in measured if t]
-    if not tables:
-        return {}
-    common = [k for k in tables[0] if all(k in t for t in tables)]
-    return {k: [float(v) for v in np.mean([t[k] for t in tables], axis=0)] for k in common}
-
-
 class Predictor:
     """An ensemble of segmentation checkpoints that segments one case at a time.
 
@@ -249,7 +245,7 @@ class Predictor:
         self.flag_threshold: float | None = max(known) if known else None
         #: Validation Dice per region for each modality subset (``calibrate``), averaged over the
         #: members that measured it; ``{}`` when none did.
-        self.subset_dice: dict[str, list[float]] = _mean_subset_dice(
+        self.subset_dice: dict[str, list[float]] = mean_subset_dice(
             [getattr(m, "subset_dice", None) for m in self.modules])
         if self.modalities is not None and len(self.modalities) != self.in_channels:
             raise DataError(f"{len(self.modalities)} modalities {list(self.modalities)} given for a network "
@@ -348,19 +344,8 @@ class Predictor:
             "experiments/brats_anymodal.yaml (or experiments/demo_anymodal.yaml on CPU).")
 
     def reliability(self, missing: Sequence[str]) -> list[float] | None:
-        """Per region, the share of its validation Dice the model keeps without ``missing``; ``None`` if unknown.
-
-        ``min(1, Dice with the rest / Dice with all)`` from what ``calibrate`` measured; ``None`` for a
-        complete case or a checkpoint without those measurements (then the quality score is the
-        expected Dice alone).
-        """
-        if not missing or not self.subset_dice or not self.modalities:
-            return None
-        full = self.subset_dice.get("+".join(self.modalities))
-        given = self.subset_dice.get("+".join(m for m in self.modalities if m not in missing))
-        if full is None or given is None:
-            return None
-        return [min(1.0, g / f) if f > 0 else 1.0 for g, f in zip(given, full, strict=True)]
+        """Per region, the share of validation Dice kept without ``missing`` (``subset_reliability``)."""
+        return subset_reliability(self.subset_dice, self.modalities or (), missing)
 
     def predict_case(self, case: CaseFiles, keep_image: bool = False, uncertainty: bool = False) -> CasePrediction:
         """Segment one case and return its label map and probabilities on the input's own grid.

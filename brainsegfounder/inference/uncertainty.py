@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 __all__ = ["UncertaintyMaps", "binary_entropy", "choose_flag_threshold", "combined_entropy", "expected_dice",
-           "member_variance", "quality_score", "uncertainty_maps"]
+           "mean_subset_dice", "member_variance", "quality_score", "subset_reliability",
+           "uncertainty_maps"]
 
 def _tensor(values) -> torch.Tensor:
     return values.float() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values)).float()
@@ -170,6 +171,38 @@ def quality_score(probabilities, threshold: float = 0.5, hesitant: float = 0.1,
             raise ValueError(f"reliability has {factor.size} factors for {dice.size} regions")
         dice = dice * factor
     return float(1.0 - dice.mean())
+
+
+def mean_subset_dice(tables: Sequence[dict | None]) -> dict[str, list[float]]:
+    """The mean of several ``calibrate`` subset tables (an ensemble's), over the subsets all of them hold.
+
+    >>> mean_subset_dice([{"t1": [0.2], "t1+t2": [0.8]}, {"t1": [0.4]}, None])
+    {'t1': [0.30000000000000004]}
+    """
+    tables = [t for t in tables if t]
+    if not tables:
+        return {}
+    common = [k for k in tables[0] if all(k in t for t in tables)]
+    return {k: [float(v) for v in np.mean([t[k] for t in tables], axis=0)] for k in common}
+
+
+def subset_reliability(subset_dice: dict[str, Sequence[float]], modalities: Sequence[str],
+                       missing: Sequence[str]) -> list[float] | None:
+    """Per region, ``min(1, Dice without missing / Dice with all)`` from a ``calibrate`` subset table.
+
+    ``None`` for a complete case or when the table lacks either subset (the quality score is then
+    the expected Dice alone).
+
+    >>> subset_reliability({"t1+t2": [0.8, 0.5], "t2": [0.4, 0.6]}, ["t1", "t2"], ["t1"])
+    [0.5, 1.0]
+    """
+    if not missing or not subset_dice:
+        return None
+    full = subset_dice.get("+".join(modalities))
+    given = subset_dice.get("+".join(m for m in modalities if m not in missing))
+    if full is None or given is None:
+        return None
+    return [min(1.0, g / f) if f > 0 else 1.0 for g, f in zip(given, full, strict=True)]
 
 
 def choose_flag_threshold(scores: Sequence[float], dice: Sequence[float], dice_floor: float = 0.7) -> float:
