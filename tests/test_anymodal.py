@@ -162,7 +162,9 @@ def test_calibrate_measures_what_each_missing_modality_costs(anymodal_checkpoint
     assert "validation Dice by available modalities" in capsys.readouterr().out
 
     predictor = Predictor.from_checkpoints([result["path"]], device="cpu")
-    assert predictor.subset_dice == pytest.approx(table)
+    assert predictor.subset_dice.keys() == table.keys()
+    for subset, dice in table.items():  # pytest >= 9 no longer compares nested dicts approximately
+        assert predictor.subset_dice[subset] == pytest.approx(dice), subset
     assert predictor.reliability(()) is None  # a complete case: the expected Dice alone
     factors = predictor.reliability(("t1ce",))
     full, kept = table["flair+t1ce+t1+t2"], table["flair+t1+t2"]
