@@ -3,7 +3,7 @@
 One skull-stripped-looking case (a noisy ellipsoid "brain" on zeros, as BraTS volumes are) and
 one network (seeded weights). Every path runs in a **fresh interpreter** (paths alternate, so load
 falls on all alike), because the largest CPU difference is process-wide: how glibc's malloc
-treats freed memory (:mod:`brainsegfounder.allocator`), which cannot be switched back within one
+treats freed memory (:mod:`brainsegfounder.utils.allocator`), which cannot be switched back within one
 process:
 
 - baseline: MONAI ``sliding_window_inference`` over the full volume at the checkpoint's settings
@@ -74,7 +74,7 @@ def _settings(full: bool) -> dict:
 
 def _worker(path: str, full: bool, out: str) -> dict:
     """Run one path once in this (fresh) process; save its label map; return seconds (and round trip)."""
-    from brainsegfounder.allocator import keep_freed_memory
+    from brainsegfounder.utils.allocator import keep_freed_memory
 
     keep_freed_memory()  # BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0 (the baseline) leaves glibc's defaults
     from monai.inferers import sliding_window_inference

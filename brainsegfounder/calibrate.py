@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["calibrate", "calibrated_path", "main"]
 
@@ -138,7 +138,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     from brainsegfounder.inference.predictor import accepted_missing, load_segmentation, resolve_device
     from brainsegfounder.inference.uncertainty import choose_flag_threshold, quality_score
     from brainsegfounder.metrics import calibration_per_region, dice_per_channel
-    from brainsegfounder.safe_load import safe_load
+    from brainsegfounder.utils.safe_load import safe_load
 
     source = Path(ckpt).expanduser()
     target = Path(out).expanduser() if out else calibrated_path(source)
@@ -213,7 +213,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
 
 def main(argv: list[str] | None = None) -> dict | None:
     """``--ckpt`` (and the calibrate options) for this command; everything else is the run's config."""
-    from brainsegfounder.cli import command
+    from brainsegfounder.utils.cli import command
 
     argv = sys.argv[1:] if argv is None else list(argv)
     own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor", "--max_voxels", "--subsets"}

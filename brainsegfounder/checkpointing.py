@@ -30,8 +30,8 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from brainsegfounder.errors import BrainSegFounderError, WeightsError
-from brainsegfounder.safe_load import safe_load
+from brainsegfounder.utils.errors import BrainSegFounderError, WeightsError
+from brainsegfounder.utils.safe_load import safe_load
 
 __all__ = ["AtomicCheckpointIO", "BestAndLastCheckpoint", "CheckpointError", "find_last_checkpoint",
            "find_readable_last_checkpoint", "wandb_run_id_of",
@@ -87,7 +87,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        """Lightning's restore, read by :func:`~brainsegfounder.safe_load.safe_load` for local files.
+        """Lightning's restore, read by :func:`~brainsegfounder.utils.safe_load.safe_load` for local files.
 
         A file carrying code is refused as such (never run), a corrupt one called corrupt; both as a
         :class:`CheckpointError` (one line from ``fit``). Remote paths keep Lightning's reader.
@@ -178,7 +178,7 @@ def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path |
 
 def find_readable_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None
                                   ) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest resumable checkpoint that :func:`~brainsegfounder.safe_load.safe_load` reads, and
+    """The newest resumable checkpoint that :func:`~brainsegfounder.utils.safe_load.safe_load` reads, and
     the newer ones skipped, each with why (corrupt, truncated, carrying code).
 
     ``--ckpt_path last`` resumes from it, so one damaged ``last.ckpt`` (a full disk, a bad copy)

@@ -40,8 +40,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from brainsegfounder.errors import BrainSegFounderError, ConfigError, DataError
-
 # Case pairing and naming live in one swappable module (see its docstring); re-exported here.
 from brainsegfounder.evaluation.pairing import (
     _listing,
@@ -52,6 +50,7 @@ from brainsegfounder.evaluation.pairing import (
     pair_cases,
     pair_with_unscored,
 )
+from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, DataError
 
 __all__ = ["case_id_from_reference", "evaluate", "find_predictions", "find_references", "main",
            "pair_cases", "score_case", "summarise"]
@@ -325,7 +324,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code (2 for a problem with the inputs)."""
-    from brainsegfounder.cli import command
+    from brainsegfounder.utils.cli import command
 
     try:
         command(evaluate, argv, prog=_PROG)

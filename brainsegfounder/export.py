@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from brainsegfounder.cli import command
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["export", "main"]
 

@@ -48,7 +48,6 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
-from brainsegfounder.allocator import keep_freed_memory, release_free_memory
 from brainsegfounder.callbacks import ConfigToLoggers, RunIdentity
 from brainsegfounder.checkpointing import (
     AtomicCheckpointIO,
@@ -56,8 +55,6 @@ from brainsegfounder.checkpointing import (
     find_readable_last_checkpoint,
     wandb_run_id_of,
 )
-from brainsegfounder.cli import fail
-from brainsegfounder.errors import BrainSegFounderError, ConfigError, WeightsError
 from brainsegfounder.fit_safety import (
     _config_mistake,
     _ShortErrorParser,
@@ -69,7 +66,10 @@ from brainsegfounder.fit_safety import (
 from brainsegfounder.guards import FiniteGuard
 from brainsegfounder.progress import StepProgressBar
 from brainsegfounder.reporting import print_metrics
-from brainsegfounder.safe_load import safe_load
+from brainsegfounder.utils.allocator import keep_freed_memory, release_free_memory
+from brainsegfounder.utils.cli import fail
+from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, WeightsError
+from brainsegfounder.utils.safe_load import safe_load
 
 __all__ = ["BrainSegFounderCLI", "main"]
 

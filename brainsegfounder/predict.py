@@ -45,8 +45,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from brainsegfounder.cli import command
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["main", "predict"]
 

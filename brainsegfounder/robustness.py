@@ -42,11 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from brainsegfounder.cli import command
 from brainsegfounder.data.modality_dropout import missing_channels_tensor, nonempty_subsets, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.metrics import dice
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import DataError, WeightsError
 
 __all__ = ["LoadedModel", "PredictFn", "load_model", "main", "module_predict_fn", "plot_study", "predictor_predict_fn",
            "robustness",

@@ -14,8 +14,8 @@ DEMO = REPO / "experiments" / "demo.yaml"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-# What every command does (brainsegfounder.allocator): about 2x faster CPU steps on glibc.
-from brainsegfounder.allocator import keep_freed_memory  # noqa: E402
+# What every command does (brainsegfounder.utils.allocator): about 2x faster CPU steps on glibc.
+from brainsegfounder.utils.allocator import keep_freed_memory  # noqa: E402
 
 keep_freed_memory()
 

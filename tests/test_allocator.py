@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = r"""
 import ctypes, json, sys
-from brainsegfounder.allocator import keep_freed_memory
+from brainsegfounder.utils.allocator import keep_freed_memory
 first = keep_freed_memory()
 # glibc's mallinfo2 has no field for the thresholds; probe them: a 64 MiB block freed and taken
 # again is served from the heap (same address) only when the mmap threshold was raised.

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from brainsegfounder import evaluate, metrics, visualize
-from brainsegfounder.errors import ConfigError, DataError
 from brainsegfounder.evaluate import case_id_from_reference, main, pair_cases, score_case
+from brainsegfounder.utils.errors import ConfigError, DataError
 from brainsegfounder.visualize import largest_lesion_centre, save_overlay
 
 SHAPE = (24, 24, 16)

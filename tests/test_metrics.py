@@ -11,7 +11,6 @@ from scipy import ndimage
 
 from brainsegfounder import metrics
 from brainsegfounder.data.regions import get_scheme
-from brainsegfounder.errors import ConfigError
 from brainsegfounder.metrics import (
     brats_regions,
     dice,
@@ -28,6 +27,7 @@ from brainsegfounder.metrics import (
     volume_difference,
     volume_ml,
 )
+from brainsegfounder.utils.errors import ConfigError
 
 
 def cube(shape, corner, side, dtype=bool):

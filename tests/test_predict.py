@@ -12,12 +12,12 @@ import torch
 
 from brainsegfounder.data.layouts import find_cases
 from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
-from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.evaluate import evaluate
 from brainsegfounder.inference.inputs import find_inputs
 from brainsegfounder.inference.predictor import Predictor
 from brainsegfounder.inference.writers import PROBABILITY_FOLDER, VOLUMES_FILE
 from brainsegfounder.predict import main
+from brainsegfounder.utils.errors import DataError, WeightsError
 from tests.conftest import DEMO, crop_cases, fit_checkpoint
 
 BRATS_MODALITIES = ("flair", "t1ce", "t1", "t2")

@@ -36,7 +36,7 @@ from brainsegfounder.data.reproducible import QueueLoader, WholeVolumeLoader, sh
 from brainsegfounder.data.splits import case_folds, held_out_ids, label_subset, save_split, train_val_ids
 from brainsegfounder.data.transforms import Augmentation, PreprocessingRecord, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["CasesDataModule", "SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor", "in_place"]
 

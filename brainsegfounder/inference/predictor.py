@@ -41,7 +41,6 @@ from brainsegfounder.data.layouts import CaseFiles
 from brainsegfounder.data.modality_dropout import missing_channels_tensor, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.transforms import PreprocessingRecord, ReplaceNonFinite, preprocessing
-from brainsegfounder.errors import ConfigError, DataError, WeightsError
 from brainsegfounder.inference.sliding_window import member_probabilities, sliding_window_probabilities
 from brainsegfounder.inference.uncertainty import (
     combined_entropy,
@@ -49,6 +48,7 @@ from brainsegfounder.inference.uncertainty import (
     quality_score,
     subset_reliability,
 )
+from brainsegfounder.utils.errors import ConfigError, DataError, WeightsError
 
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
@@ -56,12 +56,12 @@ __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 def load_segmentation(path: str | Path, device: torch.device):
     """A segmentation checkpoint as an eval-mode module on ``device`` (``weights_only``; old formats too).
 
-    Read by :func:`~brainsegfounder.safe_load.safe_load` (a file carrying code is refused as such,
+    Read by :func:`~brainsegfounder.utils.safe_load.safe_load` (a file carrying code is refused as such,
     never run); weights holding NaN/Inf are refused by name, since they would segment nothing.
     """
     # Imported here: Lightning and the network are only needed once checkpoints are read.
-    from brainsegfounder.safe_load import non_finite_tensors
     from brainsegfounder.tasks.segmentation import SegmentationModule
+    from brainsegfounder.utils.safe_load import non_finite_tensors
 
     module = SegmentationModule.from_checkpoint(path, map_location=device).eval()
     bad = non_finite_tensors(module.state_dict())

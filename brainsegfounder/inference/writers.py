@@ -41,9 +41,9 @@ import torch
 from brainsegfounder.data.layouts import CaseFiles
 from brainsegfounder.data.layouts.base import is_nifti
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.errors import BrainSegFounderError, DataError
 from brainsegfounder.inference.predictor import CasePrediction
 from brainsegfounder.metrics import volume_ml
+from brainsegfounder.utils.errors import BrainSegFounderError, DataError
 
 __all__ = ["RECORD_FILE", "OutputRecord", "ensure_writable", "file_sha256", "inputs_digest", "PARTIAL_FOLDER",
            "PROBABILITY_FOLDER", "UNCERTAINTY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from monai.networks.nets import SwinUNETR
 
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["SwinUNETRPreset", "PRESETS", "build_swin_unetr", "count_parameters"]
 

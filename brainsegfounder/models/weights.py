@@ -1,6 +1,6 @@
 """The one weight-import path: any checkpoint this project or the original release wrote -> a network.
 
-:func:`load_pretrained` reads a file with :func:`~brainsegfounder.safe_load.safe_load` (``weights_only``) and copies its tensors
+:func:`load_pretrained` reads a file with :func:`~brainsegfounder.utils.safe_load.safe_load` (``weights_only``) and copies its tensors
 into a MONAI ``SwinUNETR`` (fine-tuning), an :class:`~brainsegfounder.models.ssl_heads.SSLHeads`
 (Stage 1 / Stage 2) or a bare ``SwinTransformer`` encoder. It understands:
 
@@ -14,7 +14,7 @@ loads too when the file holds a whole network of the same shape. Input convoluti
 count differs are adapted by a modality map (:func:`adapt_input_channels`) rather than thrown
 away. Everything else that does not fit is skipped with its reason, and an :class:`ImportReport`
 says what happened. Too little matching (any encoder tensor left unfilled) is a
-:class:`~brainsegfounder.errors.WeightsError` unless ``allow_partial=True``.
+:class:`~brainsegfounder.utils.errors.WeightsError` unless ``allow_partial=True``.
 
 Example:
     >>> from brainsegfounder.models.presets import build_swin_unetr
@@ -37,8 +37,8 @@ from monai.networks.nets.swin_unetr import SwinTransformer
 from rich.console import Console
 from rich.table import Table
 
-from brainsegfounder.errors import WeightsError
-from brainsegfounder.safe_load import non_finite_tensors, safe_load
+from brainsegfounder.utils.errors import WeightsError
+from brainsegfounder.utils.safe_load import non_finite_tensors, safe_load
 
 __all__ = ["ImportReport", "load_pretrained", "read_checkpoint", "canonical_key", "adapt_input_channels",
            "INPUT_CONVOLUTIONS", "SSL_HEAD_PREFIXES", "UKB_TO_BRATS"]
@@ -105,7 +105,7 @@ class ImportReport:
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(state_dict, hyper_parameters)`` of a checkpoint, read by :func:`~brainsegfounder.safe_load.safe_load`.
+    """``(state_dict, hyper_parameters)`` of a checkpoint, read by :func:`~brainsegfounder.utils.safe_load.safe_load`.
 
     Accepts a Lightning checkpoint, a dict holding ``"state_dict"`` (or ``"model"``), or a bare
     state dict; numpy scalars beside it (a MONAI-style ``best_acc``) are fine. Raises

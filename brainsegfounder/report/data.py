@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from brainsegfounder.data.regions import RegionScheme, get_scheme
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["ReportCase", "VOLUMES_FILE", "PROVENANCE_FILE", "gather_cases", "read_metrics", "find_backgrounds",
            "provenance", "volume_columns"]
@@ -221,7 +221,7 @@ def _preprocessing_of(checkpoint: str) -> dict | None:
     if not Path(checkpoint).is_file():
         return None
     from brainsegfounder.data.transforms import PREPROCESSING_KEY
-    from brainsegfounder.safe_load import safe_load
+    from brainsegfounder.utils.safe_load import safe_load
 
     try:  # mapped, not read: only the record is wanted
         saved = safe_load(checkpoint, what="checkpoint", mmap=True)

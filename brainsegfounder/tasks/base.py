@@ -27,8 +27,8 @@ import pytorch_lightning as pl
 import torch
 
 from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
-from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.models.backbone import Backbone, upgrade_hparams
+from brainsegfounder.utils.errors import DataError, WeightsError
 
 __all__ = ["BackboneTask"]
 
@@ -146,7 +146,9 @@ def _load(path: Path, map_location) -> dict:
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist. Pass the .ckpt file a fit run wrote "
                            "(runs/<name>/finetune/version_N/checkpoints/best-*.ckpt or last.ckpt).")
-    from brainsegfounder.safe_load import safe_load  # the one loader: honest refusals, numpy scalars allowed
+    from brainsegfounder.utils.safe_load import (
+        safe_load,  # the one loader: honest refusals, numpy scalars allowed
+    )
 
     checkpoint = safe_load(path, what="checkpoint", map_location=map_location)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

@@ -20,13 +20,13 @@ from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEM
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import SCHEMES, RegionScheme, get_scheme
 from brainsegfounder.data.transforms import PREPROCESSING_KEY
-from brainsegfounder.errors import DataError
 from brainsegfounder.inference.sliding_window import sliding_window_probabilities
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.tasks.base import BackboneTask
 from brainsegfounder.tasks.losses import make_loss
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss", "plain_regions"]
 

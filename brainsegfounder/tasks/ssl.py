@@ -21,12 +21,12 @@ import pytorch_lightning as pl
 import torch
 
 from brainsegfounder.data.datamodule import images_to_tensor
-from brainsegfounder.errors import WeightsError
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.models.ssl_augment import ssl_views
 from brainsegfounder.models.ssl_heads import SSLLoss
 from brainsegfounder.tasks.base import BackboneTask
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
+from brainsegfounder.utils.errors import WeightsError
 
 __all__ = ["SSLPretrainModule", "DiseaseAwarePretrainModule"]
 
@@ -131,7 +131,7 @@ class DiseaseAwarePretrainModule(SSLPretrainModule):
         >>> from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule
         >>> DiseaseAwarePretrainModule(backbone=Backbone(preset="tiny"))  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        brainsegfounder.errors.WeightsError: Stage 2 (disease-aware pretraining) starts from a Stage-1 checkpoint...
+        brainsegfounder.utils.errors.WeightsError: Stage 2 (disease-aware pretraining) starts from a Stage-1 checkpoint...
     """
 
     def __init__(self, *args, **kwargs):

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from brainsegfounder.data import synthetic
 from brainsegfounder.data.synthetic import generate, main, synthesize_subject, writable_layouts
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 
 def load(path):

@@ -1,7 +1,7 @@
 import pytest
 
-from brainsegfounder.errors import ConfigError
 from brainsegfounder.models import build_swin_unetr, count_parameters
+from brainsegfounder.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ import torch
 
 from brainsegfounder.data.synthetic import generate
 from brainsegfounder.data.unlabelled import UnlabelledDataModule
-from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.fit import main as fit_main
 from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule, SSLPretrainModule
+from brainsegfounder.utils.errors import DataError, WeightsError
 from tests.conftest import DEMO, REPO
 
 STAGE1 = REPO / "experiments" / "demo_stage1.yaml"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brainsegfounder.data.synthetic import generate, synthesize_subject
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 # sha256 of every image and the label of these subjects (seed 3, 4 mm) as main wrote them before the
 # variety levels existed: the default level must not move them, or the demo's figures would.
