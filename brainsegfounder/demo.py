@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from brainsegfounder.reporting import outputs_panel
+from brainsegfounder.training.console import outputs_panel
 
 # No torch/Lightning import at module level: `--help` answers at once; run_demo imports them.
 

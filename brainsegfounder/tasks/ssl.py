@@ -5,7 +5,7 @@ views of every crop (:func:`~brainsegfounder.models.ssl_augment.ssl_views`, on t
 with rotation + contrastive + reconstruction losses. Stage 2 starts from a Stage-1 checkpoint
 (``backbone.init_from``), adapting the input channels by a modality map when their number changes.
 The picture of input / masked input / reconstruction logged at each validation is drawn by
-:class:`~brainsegfounder.callbacks.ReconstructionImages`.
+:class:`~brainsegfounder.training.callbacks.ReconstructionImages`.
 
 Example (the configs in ``experiments/`` do the same from YAML):
     >>> from brainsegfounder.models.backbone import Backbone
@@ -113,7 +113,7 @@ class SSLPretrainModule(BackboneTask):
         return adamw_warmup_cosine(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup)
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        from brainsegfounder.callbacks import ReconstructionImages  # callbacks sit above the tasks
+        from brainsegfounder.training.callbacks import ReconstructionImages  # callbacks sit above the tasks
 
         return [ReconstructionImages()]
 

@@ -15,7 +15,7 @@ Example (YAML, under ``trainer.callbacks``):
 
 .. code-block:: yaml
 
-    - class_path: brainsegfounder.callbacks.PredictionOverlays
+    - class_path: brainsegfounder.training.callbacks.PredictionOverlays
       init_args: {max_cases: 2}
 """
 
@@ -31,9 +31,9 @@ from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from brainsegfounder.checkpointing import WANDB_RUN_ID_KEY
 from brainsegfounder.data.datamodule import images_to_tensor
 from brainsegfounder.tasks.segmentation import SegmentationModule
+from brainsegfounder.training.checkpointing import WANDB_RUN_ID_KEY
 from brainsegfounder.visualize import save_overlay
 
 __all__ = ["ConfigToLoggers", "PredictionOverlays", "ReconstructionImages", "RunIdentity", "SeenSubjects",

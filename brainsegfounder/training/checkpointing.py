@@ -117,7 +117,7 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     Example (YAML, as in ``experiments/*.yaml``)::
 
         callbacks:
-          - class_path: brainsegfounder.checkpointing.BestAndLastCheckpoint
+          - class_path: brainsegfounder.training.checkpointing.BestAndLastCheckpoint
             init_args: {monitor: val/dice_mean, mode: max, save_last: true, filename: best-{step}}
     """
 
