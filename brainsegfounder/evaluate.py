@@ -169,7 +169,7 @@ def _calibration(case_id: str, folder: Path, ref, ref_path: Path, scheme) -> dic
 
 def _overlay(case_id: str, pred, ref, ref_path: Path, scheme, row: dict[str, float],
              spacing: Sequence[float], path: Path) -> None:
-    from brainsegfounder.visualize import save_overlay  # matplotlib only when pictures are asked for
+    from brainsegfounder.report.overlays import save_overlay  # matplotlib only when pictures are asked for
 
     score = f"Dice {row['dice']:.3f}" if "dice" in row else "  ".join(
         f"Dice {r} {row[f'dice_{r}']:.3f}" for r in scheme.evaluated_names if f"dice_{r}" in row)

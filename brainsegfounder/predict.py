@@ -203,8 +203,10 @@ def predict(
                     if path == label_path:
                         writers.write_label(result, path, partial_dir)
                     elif path.suffix == ".png":
+                        from brainsegfounder.report.overlays import write_overlay
+
                         path.parent.mkdir(parents=True, exist_ok=True)
-                        writers.write_overlay(result, predictor.scheme, path)
+                        write_overlay(result, predictor.scheme, path)  # matplotlib only here
                     elif path.parent.name == writers.UNCERTAINTY_FOLDER:
                         writers.write_uncertainty(result, path.parent, partial_dir)
                     else:

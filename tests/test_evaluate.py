@@ -10,8 +10,8 @@ import pytest
 
 from brainsegfounder import evaluate, metrics, visualize
 from brainsegfounder.evaluate import case_id_from_reference, main, pair_cases, score_case
+from brainsegfounder.report.overlays import largest_lesion_centre, save_overlay
 from brainsegfounder.utils.errors import ConfigError, DataError
-from brainsegfounder.visualize import largest_lesion_centre, save_overlay
 
 SHAPE = (24, 24, 16)
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])

@@ -47,7 +47,7 @@ from brainsegfounder.utils.errors import BrainSegFounderError, DataError
 
 __all__ = ["RECORD_FILE", "OutputRecord", "ensure_writable", "file_sha256", "inputs_digest", "PARTIAL_FOLDER",
            "PROBABILITY_FOLDER", "UNCERTAINTY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes",
-           "region_volumes", "volumes_from_file", "write_label", "write_overlay", "write_probabilities",
+           "region_volumes", "volumes_from_file", "write_label", "write_probabilities",
            "write_uncertainty", "write_volumes"]
 
 PROBABILITY_FOLDER = "probabilities"
@@ -284,11 +284,3 @@ def check_output(output: Path, inputs: Sequence[Path], cases: list[CaseFiles]) -
                                        "folder outside it.")
     if output.exists() and not output.is_dir():
         raise BrainSegFounderError(f"--output {output} exists and is not a folder; choose a folder.")
-
-
-def write_overlay(result: CasePrediction, scheme: RegionScheme, path: Path) -> None:
-    from brainsegfounder.visualize import save_overlay  # matplotlib only when pictures are asked for
-
-    measured = region_volumes(result.label, scheme, result.spacing)
-    title = f"{result.case_id}   " + "  ".join(f"{k[:-3]} {v:.1f} mL" for k, v in measured.items())
-    save_overlay(result.image, result.label, path, title=title, scheme=scheme, spacing=result.spacing)

@@ -13,6 +13,12 @@ or, from Python (what ``predict --report`` and ``evaluate --report`` call):
     (2, 1)
     >>> (folder / "longitudinal.csv").read_text().splitlines()[2]
     'sub-01,ses-2,sub-01_ses-2,1.2,0.2,20.0'
+
+The rooms: :mod:`~brainsegfounder.report.data` gathers what ``predict`` wrote (through
+:mod:`brainsegfounder.inference.writers`, which owns those names), :mod:`~brainsegfounder.report.page`
+and :mod:`~brainsegfounder.report.viewer` draw the page, :mod:`~brainsegfounder.report.longitudinal`
+follows subjects over time, and :mod:`~brainsegfounder.report.overlays` draws the PNG overlays that
+``predict --png``, ``evaluate --png`` and the training callback write.
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from brainsegfounder.data.datamodule import images_to_tensor
+from brainsegfounder.report.overlays import save_overlay
 from brainsegfounder.tasks.segmentation import SegmentationModule
 from brainsegfounder.training.checkpointing import WANDB_RUN_ID_KEY
-from brainsegfounder.visualize import save_overlay
 
 __all__ = ["ConfigToLoggers", "PredictionOverlays", "ReconstructionImages", "RunIdentity", "SeenSubjects",
            "wandb_loggers"]
