@@ -151,7 +151,7 @@ def _calibration(case_id: str, folder: Path, ref, ref_path: Path, scheme) -> dic
     import numpy as np
 
     from brainsegfounder.evaluation.pairing import background_image
-    from brainsegfounder.metrics import calibration_per_region
+    from brainsegfounder.inference.calibration import calibration_per_region
 
     path = folder / f"{case_id}.nii.gz"
     if not path.is_file():

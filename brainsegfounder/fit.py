@@ -48,6 +48,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
+from brainsegfounder.checkpoints import read_checkpoint
 from brainsegfounder.training.callbacks import ConfigToLoggers, RunIdentity
 from brainsegfounder.training.checkpointing import (
     AtomicCheckpointIO,
@@ -69,7 +70,6 @@ from brainsegfounder.training.progress import StepProgressBar
 from brainsegfounder.utils.allocator import keep_freed_memory, release_free_memory
 from brainsegfounder.utils.cli import fail
 from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, WeightsError
-from brainsegfounder.utils.safe_load import safe_load
 
 __all__ = ["BrainSegFounderCLI", "main"]
 
@@ -190,7 +190,7 @@ class BrainSegFounderCLI(LightningCLI):
                                   "'last' for the newest last.ckpt of this config's run folder, or none.")
         if ckpt_path:
             try:
-                safe_load(ckpt_path, what="--ckpt_path")
+                read_checkpoint(ckpt_path, what="--ckpt_path")
             except WeightsError as err:
                 raise CheckpointError(str(err)) from None
         return ckpt_path

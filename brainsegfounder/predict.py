@@ -246,18 +246,11 @@ def predict(
 
 def _write_report(output: Path, ckpt: list[str], inputs: list[str], predictor, png_dir, console) -> None:
     """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html."""
-    import json
-    from datetime import datetime, timezone
-
+    from brainsegfounder.inference.writers import write_provenance
     from brainsegfounder.report import write_report
-    from brainsegfounder.report.data import PROVENANCE_FILE, _versions
 
     record = predictor.record.to_dict() if predictor.record is not None else None
-    provenance = {"checkpoints": [str(Path(c).resolve()) for c in ckpt], "preprocessing": record,
-                  "command": " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]),
-                  "inputs": [str(Path(p).resolve()) for p in inputs], "versions": _versions(),
-                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (output / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2))
+    write_provenance(output, ckpt, record, " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]), inputs)
     root = inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None
     written = write_report(output, inputs=root, scheme=predictor.scheme, overlays=png_dir)
     console.print(f"wrote the report {written.get('report', output / 'report.html')}", soft_wrap=True)

@@ -37,10 +37,11 @@ from monai.networks.nets.swin_unetr import SwinTransformer
 from rich.console import Console
 from rich.table import Table
 
+from brainsegfounder import checkpoints
 from brainsegfounder.utils.errors import WeightsError
-from brainsegfounder.utils.safe_load import non_finite_tensors, safe_load
+from brainsegfounder.utils.safe_load import non_finite_tensors
 
-__all__ = ["ImportReport", "load_pretrained", "read_checkpoint", "canonical_key", "adapt_input_channels",
+__all__ = ["ImportReport", "load_pretrained", "read_weights", "canonical_key", "adapt_input_channels",
            "INPUT_CONVOLUTIONS", "SSL_HEAD_PREFIXES", "UKB_TO_BRATS"]
 
 ENCODER = "swinViT."
@@ -104,7 +105,7 @@ class ImportReport:
         (console or Console(stderr=True)).print(self.table())
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """``(state_dict, hyper_parameters)`` of a checkpoint, read by :func:`~brainsegfounder.utils.safe_load.safe_load`.
 
     Accepts a Lightning checkpoint, a dict holding ``"state_dict"`` (or ``"model"``), or a bare
@@ -113,7 +114,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     tensors, or tensors holding NaN/Inf (named), which would otherwise train on NaN from step 0.
     """
     path = Path(path).expanduser()
-    obj = safe_load(path, what="weights file (model.backbone.init_from)")
+    obj = checkpoints.read_checkpoint(path, what="weights file (model.backbone.init_from)")
     hparams: dict = {}
     if isinstance(obj, Mapping):
         hparams = dict(obj.get("hyper_parameters") or {})
@@ -231,7 +232,7 @@ def load_pretrained(
     Returns:
         An :class:`ImportReport`. Every encoder tensor loaded equals the file's bitwise.
     """
-    state, hparams = read_checkpoint(path)
+    state, hparams = read_weights(path)
     bare_encoder = isinstance(net, SwinTransformer)
     target = {(ENCODER + k if bare_encoder else k): v for k, v in net.state_dict().items()}
     source_modalities = list(source_modalities or hparams.get("modalities") or [])

@@ -55,6 +55,7 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
         max_side: the viewer's longest side in voxels (larger volumes are downsampled).
     """
     from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.inference import writers
     from brainsegfounder.report import data, longitudinal
     from brainsegfounder.report.page import render_page
 
@@ -80,7 +81,7 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
             if case_id in by_id:
                 by_id[case_id].metrics = row
         metric_columns = list(next(iter(table.values()), {}))
-    volume_columns = list(cases[0].volumes) or data.volume_columns(scheme)
+    volume_columns = list(cases[0].volumes) or writers.volume_columns(scheme)
     extra_columns = [c for c in cases[0].extra]
     values = {c.case_id: {k: float(v) for k, v in c.volumes.items()} for c in cases}
     rows = longitudinal.longitudinal_rows(values, volume_columns, {c.case_id: (c.subject, c.timepoint) for c in cases})

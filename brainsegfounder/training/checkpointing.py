@@ -6,10 +6,10 @@ its final name in one step, so a process killed at any moment (``kill -9``, pre-
 loss) leaves either the previous complete ``last.ckpt`` or the new complete one, never half a file.
 
 Example:
-    >>> import torch, tempfile, pathlib
+    >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> AtomicCheckpointIO().save_checkpoint({"global_step": 3}, folder / "run" / "last.ckpt")
-    >>> torch.load(folder / "run" / "last.ckpt", weights_only=True)["global_step"]
+    >>> read_checkpoint(folder / "run" / "last.ckpt")["global_step"]
     3
     >>> find_last_checkpoint([folder]).name
     'last.ckpt'
@@ -30,15 +30,12 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from brainsegfounder.checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
 from brainsegfounder.utils.errors import BrainSegFounderError, WeightsError
-from brainsegfounder.utils.safe_load import safe_load
 
 __all__ = ["AtomicCheckpointIO", "BestAndLastCheckpoint", "CheckpointError", "find_last_checkpoint",
-           "find_readable_last_checkpoint", "wandb_run_id_of",
-           "WANDB_RUN_ID_KEY"]
+           "find_readable_last_checkpoint", "wandb_run_id_of"]
 
-#: Key under which a checkpoint records the W&B run it belongs to (see ``callbacks.RunIdentity``).
-WANDB_RUN_ID_KEY = "wandb_run_id"
 
 
 class CheckpointError(BrainSegFounderError):
@@ -96,7 +93,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
         try:
-            return safe_load(path, what="--ckpt_path", map_location=map_location or "cpu")
+            return read_checkpoint(path, what="--ckpt_path", map_location=map_location or "cpu")
         except WeightsError as err:
             raise CheckpointError(str(err)) from None
 
@@ -195,7 +192,7 @@ def find_readable_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str
     skipped: list[tuple[Path, str]] = []
     for path in _resumable(folders, hpc_folder):
         try:
-            safe_load(path, what="checkpoint")
+            read_checkpoint(path, what="checkpoint")
         except WeightsError as err:
             skipped.append((path, str(err)))
             continue
@@ -211,7 +208,7 @@ def wandb_run_id_of(path: str | Path) -> str | None:
     """
     try:
         # mmap: only the few pages of the pickle header and this key are read, not the weights.
-        checkpoint = safe_load(path, what="--ckpt_path", mmap=True)
+        checkpoint = read_checkpoint(path, what="--ckpt_path", mmap=True)
     except WeightsError as err:
         raise CheckpointError(f"{err} Or start a new run without --ckpt_path.") from None
     run_id = checkpoint.get(WANDB_RUN_ID_KEY) if isinstance(checkpoint, dict) else None

@@ -11,7 +11,7 @@ import pytest
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.layouts import find_cases
-from brainsegfounder.data.manifest import manifest_modalities, read_manifest
+from brainsegfounder.data.layouts.manifest import manifest_modalities, read_manifest
 from brainsegfounder.utils.errors import DataError
 
 
