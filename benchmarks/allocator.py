@@ -1,4 +1,4 @@
-"""What keeping freed memory in the process buys (``brainsegfounder.allocator``), per CPU step.
+"""What keeping freed memory in the process buys (``brainsegfounder.utils.allocator``), per CPU step.
 
 Each sample is a fresh interpreter that builds the tiny Swin UNETR and times a few steps; the
 baseline interpreter runs with ``BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0`` (glibc's defaults), ours
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The measured program: prints {"seconds": per step, "system": system CPU s per step}.
 WORK = r"""
 import json, resource, sys, time, torch
-from brainsegfounder.allocator import keep_freed_memory
+from brainsegfounder.utils.allocator import keep_freed_memory
 keep_freed_memory()
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import SwinUNETR

@@ -3,7 +3,7 @@
 One skull-stripped-looking case (a noisy ellipsoid "brain" on zeros, as BraTS volumes are) and
 one network (seeded weights). Every path runs in a **fresh interpreter** (paths alternate, so load
 falls on all alike), because the largest CPU difference is process-wide: how glibc's malloc
-treats freed memory (:mod:`brainsegfounder.allocator`), which cannot be switched back within one
+treats freed memory (:mod:`brainsegfounder.utils.allocator`), which cannot be switched back within one
 process:
 
 - baseline: MONAI ``sliding_window_inference`` over the full volume at the checkpoint's settings
@@ -12,7 +12,7 @@ process:
 - kept: the same with the freed memory kept, as every ``python -m brainsegfounder.*`` command
   runs (the allocator's share of the gain, nothing else changed);
 - default: ``predict``'s path: the brain's box aligned to the full volume's window grid (exact
-  inside the brain, :func:`brainsegfounder.inference.fast.brain_bbox`), memory kept;
+  inside the brain, :func:`brainsegfounder.models.brain_box.brain_bbox`), memory kept;
 - fast: the unaligned box and overlap 0.25 (``FAST_OVERLAP``), memory kept;
 - onnxruntime: the default path with the network run by ONNX Runtime (if installed), memory kept.
 
@@ -74,12 +74,12 @@ def _settings(full: bool) -> dict:
 
 def _worker(path: str, full: bool, out: str) -> dict:
     """Run one path once in this (fresh) process; save its label map; return seconds (and round trip)."""
-    from brainsegfounder.allocator import keep_freed_memory
+    from brainsegfounder.utils.allocator import keep_freed_memory
 
     keep_freed_memory()  # BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0 (the baseline) leaves glibc's defaults
     from monai.inferers import sliding_window_inference
 
-    from brainsegfounder.inference.fast import FAST_OVERLAP, infer_in_bbox
+    from brainsegfounder.models.brain_box import FAST_OVERLAP, infer_in_bbox
     from brainsegfounder.models.presets import build_swin_unetr
 
     s = _settings(full)
@@ -133,7 +133,7 @@ def _spawn(path: str, full: bool, out: Path) -> dict:
 
 def run(full: bool = False, repeats: int = 1) -> list[Result]:
     """Time each path (fresh interpreters, interleaved) against the baseline; one :class:`Result` row per path."""
-    from brainsegfounder.inference.fast import brain_bbox
+    from brainsegfounder.models.brain_box import brain_bbox
 
     s = _settings(full)
     try:

@@ -4,7 +4,7 @@ A user's first contact is ``--help``; it must not wait for torch, Lightning and 
 Each row times one command's ``--help`` in a fresh interpreter (subprocess wall time) against a
 fresh interpreter that only imports torch (what a heavy import costs on this machine), calls
 interleaved so that shared-machine load falls on both alike. Target: the help costs at most half
-a torch import (idle, the absolute times are what the issue states: under 1.5 s). ``fit --help
+a torch import (idle, the absolute target: under 1.5 s). ``fit --help
 full`` (LightningCLI's complete help, which needs the heavy imports) is the informative last row.
 
     python -m benchmarks.run --only help

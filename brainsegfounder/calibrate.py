@@ -9,18 +9,18 @@ The ``--config`` is the run's config (the one saved beside the run, or the exper
 the same overrides); only its ``data`` section is used: the data module gives the validation fold
 exactly as ``fit`` validated on it (whole volumes after the checkpoint's preprocessing). On those
 cases the command computes the network's logits by the Gaussian sliding window, fits one
-temperature per region channel (:func:`~brainsegfounder.calibration.fit_temperature`), and
+temperature per region channel (:func:`~brainsegfounder.inference.calibration.fit_temperature`), and
 chooses the quality-score threshold that best separates cases with mean Dice below
-``dice_floor`` (:func:`~brainsegfounder.inference.uncertainty.choose_flag_threshold`). For a model
+``dice_floor`` (:func:`~brainsegfounder.inference.calibration.choose_flag_threshold`). For a model
 trained with modality dropout it also measures the Dice per region of every subset of the
 modalities the model accepts missing, so that ``predict`` can say what a case's missing
 modalities cost (``--subsets false`` skips it).
 
 It writes a calibrated copy next to the checkpoint, ``<name>.calibrated.ckpt`` (never the
 checkpoint itself), holding them under
-:data:`~brainsegfounder.calibration.TEMPERATURE_KEY`,
-:data:`~brainsegfounder.calibration.FLAG_THRESHOLD_KEY` and
-:data:`~brainsegfounder.calibration.SUBSET_DICE_KEY`; ``predict`` applies them. It prints the
+:data:`~brainsegfounder.checkpoints.TEMPERATURE_KEY`,
+:data:`~brainsegfounder.checkpoints.FLAG_THRESHOLD_KEY` and
+:data:`~brainsegfounder.checkpoints.SUBSET_DICE_KEY`; ``predict`` applies them. It prints the
 negative log-likelihood, ECE and Brier score per region before and after (measured on the same
 validation voxels the temperatures were fitted on, within the brain).
 
@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["calibrate", "calibrated_path", "main"]
 
@@ -53,11 +53,10 @@ def _validation_logits(module, datamodule, max_cases: int | None, subsets=()):
     the others given as missing channels: ``{subset name: [[dice per region] per case]}``.
     """
     import torch
-    from monai.inferers import sliding_window_inference
 
-    from brainsegfounder.data.modality_dropout import missing_channels_tensor
-    from brainsegfounder.inference.sliding_window import sliding_window_probabilities
-    from brainsegfounder.metrics import dice_per_channel
+    from brainsegfounder.checkpoints import modalities_of
+    from brainsegfounder.inference.subsets import subset_dice, window_masks
+    from brainsegfounder.models.sliding_window import sliding_window_logits
 
     datamodule.setup("validate")
     if not datamodule.val_cases:
@@ -65,24 +64,24 @@ def _validation_logits(module, datamodule, max_cases: int | None, subsets=()):
                         f"{datamodule.root}); calibration needs held-out cases.")
     device = next(module.parameters()).device
     roi, batch_size, overlap = module.roi_size, module.hparams.sw_batch_size, module.hparams.sw_overlap
-    modalities = list(module.modalities or [])
-    out, subset_dice = [], {"+".join(s): [] for s in subsets}
+    modalities = list(modalities_of(module) or [])
+    predict_masks = window_masks(module, modalities, module.hparams.threshold)
+    out, per_subset = [], {"+".join(s): [] for s in subsets}
     for batch in datamodule.val_dataloader():
         x = datamodule.images_to_tensor(batch).to(device)
         targets = module.scheme.to_regions(batch["label"])[0].float()
         with torch.inference_mode():
-            logits = sliding_window_inference(x, roi, batch_size, module, overlap=overlap, mode="gaussian")
-            for subset in subsets:
-                kept = {m: (x[0, c] if m in subset else None) for c, m in enumerate(modalities)}
-                given = missing_channels_tensor(kept, modalities).unsqueeze(0)
-                p = sliding_window_probabilities(given, [module], roi, batch_size, overlap, bbox=True)
-                dice = dice_per_channel((p > module.hparams.threshold).cpu(), targets[None] > 0)[0]
-                subset_dice["+".join(subset)].append([float(d) for d in dice])
+            logits = sliding_window_logits(x, module, roi, batch_size, overlap)
+            if subsets:
+                images = {m: x[0, c] for c, m in enumerate(modalities)}
+                scores = subset_dice(predict_masks, images, (targets > 0).cpu().numpy(), modalities, subsets)
+                for name, dice in scores.items():
+                    per_subset[name].append(dice)
         brain = (x[0] != x[0].amin(dim=(1, 2, 3), keepdim=True)).any(0)  # z-scored background is each channel's minimum
         out.append((logits[0].float().cpu(), targets.cpu(), brain.cpu()))
         if max_cases is not None and len(out) >= max_cases:
             break
-    return out, subset_dice
+    return out, per_subset
 
 
 def _data_parser():
@@ -127,18 +126,23 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     import numpy as np
     import torch
 
-    from brainsegfounder.calibration import (
+    from brainsegfounder.checkpoints import (
         FLAG_THRESHOLD_KEY,
         SUBSET_DICE_KEY,
         TEMPERATURE_KEY,
-        binary_nll,
-        fit_temperature,
+        modalities_of,
+        read_checkpoint,
     )
     from brainsegfounder.data.modality_dropout import nonempty_subsets
+    from brainsegfounder.inference.calibration import (
+        binary_nll,
+        calibration_per_region,
+        choose_flag_threshold,
+        fit_temperature,
+    )
     from brainsegfounder.inference.predictor import accepted_missing, load_segmentation, resolve_device
-    from brainsegfounder.inference.uncertainty import choose_flag_threshold, quality_score
-    from brainsegfounder.metrics import calibration_per_region, dice_per_channel
-    from brainsegfounder.safe_load import safe_load
+    from brainsegfounder.inference.uncertainty import quality_score
+    from brainsegfounder.metrics import dice_per_channel
 
     source = Path(ckpt).expanduser()
     target = Path(out).expanduser() if out else calibrated_path(source)
@@ -159,9 +163,10 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
                           "pass the config of the run that wrote the checkpoint.")
     # Only a model that accepts missing modalities is ever given a case without some.
     tried = []
-    if subsets and module.modalities and accepted_missing(module):
+    modalities = modalities_of(module)
+    if subsets and modalities and accepted_missing(module):
         accepted = set(accepted_missing(module))
-        tried = [s for s in nonempty_subsets(module.modalities) if set(module.modalities) - set(s) <= accepted]
+        tried = [s for s in nonempty_subsets(modalities) if set(modalities) - set(s) <= accepted]
     cases, per_case = _validation_logits(module, datamodule, max_cases, tried)
     subset_dice = {name: [float(v) for v in np.mean(rows, axis=0)] for name, rows in per_case.items()}
     logits = [z for z, _, _ in cases]
@@ -185,7 +190,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         dice.append(float(dice_per_channel((p > module.hparams.threshold)[None], y[None] > 0)[0].mean()))
     threshold = choose_flag_threshold(quality, dice, dice_floor)
 
-    checkpoint = safe_load(source, what="--ckpt")
+    checkpoint = read_checkpoint(source, what="--ckpt")
     checkpoint[TEMPERATURE_KEY] = [float(t) for t in temperature]
     checkpoint[FLAG_THRESHOLD_KEY] = float(threshold)
     if subset_dice:
@@ -213,7 +218,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
 
 def main(argv: list[str] | None = None) -> dict | None:
     """``--ckpt`` (and the calibrate options) for this command; everything else is the run's config."""
-    from brainsegfounder.cli import command
+    from brainsegfounder.utils.cli import command
 
     argv = sys.argv[1:] if argv is None else list(argv)
     own = {"--ckpt", "--out", "--device", "--max_cases", "--dice_floor", "--max_voxels", "--subsets"}

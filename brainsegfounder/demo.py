@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from brainsegfounder.reporting import outputs_panel
+from brainsegfounder.training.console import outputs_panel
 
 # No torch/Lightning import at module level: `--help` answers at once; run_demo imports them.
 
@@ -50,9 +50,9 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
         run_dir: root of the run folders (default: each config's ``runs/demo``).
         extra_args: extra dotted overrides for the fine-tuning (e.g. ``--trainer.max_steps=20``).
     """
-    from brainsegfounder.allocator import keep_freed_memory
     from brainsegfounder.data import synthetic
     from brainsegfounder.fit import main as fit_main
+    from brainsegfounder.utils.allocator import keep_freed_memory
 
     keep_freed_memory()
     console = Console()

@@ -40,8 +40,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from brainsegfounder.errors import BrainSegFounderError, ConfigError, DataError
-
 # Case pairing and naming live in one swappable module (see its docstring); re-exported here.
 from brainsegfounder.evaluation.pairing import (
     _listing,
@@ -52,6 +50,7 @@ from brainsegfounder.evaluation.pairing import (
     pair_cases,
     pair_with_unscored,
 )
+from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, DataError
 
 __all__ = ["case_id_from_reference", "evaluate", "find_predictions", "find_references", "main",
            "pair_cases", "score_case", "summarise"]
@@ -152,7 +151,7 @@ def _calibration(case_id: str, folder: Path, ref, ref_path: Path, scheme) -> dic
     import numpy as np
 
     from brainsegfounder.evaluation.pairing import background_image
-    from brainsegfounder.metrics import calibration_per_region
+    from brainsegfounder.inference.calibration import calibration_per_region
 
     path = folder / f"{case_id}.nii.gz"
     if not path.is_file():
@@ -170,7 +169,7 @@ def _calibration(case_id: str, folder: Path, ref, ref_path: Path, scheme) -> dic
 
 def _overlay(case_id: str, pred, ref, ref_path: Path, scheme, row: dict[str, float],
              spacing: Sequence[float], path: Path) -> None:
-    from brainsegfounder.visualize import save_overlay  # matplotlib only when pictures are asked for
+    from brainsegfounder.report.overlays import save_overlay  # matplotlib only when pictures are asked for
 
     score = f"Dice {row['dice']:.3f}" if "dice" in row else "  ".join(
         f"Dice {r} {row[f'dice_{r}']:.3f}" for r in scheme.evaluated_names if f"dice_{r}" in row)
@@ -325,7 +324,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code (2 for a problem with the inputs)."""
-    from brainsegfounder.cli import command
+    from brainsegfounder.utils.cli import command
 
     try:
         command(evaluate, argv, prog=_PROG)

@@ -7,7 +7,7 @@
 
 Every export is compared with PyTorch on random windows of the checkpoint's ``roi_size`` (ONNX
 on a batch of two: its batch axis is dynamic, its spatial size fixed, see
-:func:`brainsegfounder.inference.export.export_onnx`); a difference above the tolerance is an error. Beside ``model.onnx``
+:func:`brainsegfounder.inference.engines.export_onnx`); a difference above the tolerance is an error. Beside ``model.onnx``
 and ``model.ts`` a ``model_card.json`` records the preprocessing and the region scheme; a bundle
 keeps them in ``configs/metadata.json``. Details: ``docs/export.md``.
 """
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from brainsegfounder.cli import command
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["export", "main"]
 
@@ -41,7 +41,7 @@ def export(ckpt: str, format: Literal["onnx", "torchscript", "bundle"], out: str
     """
     import torch
 
-    from brainsegfounder.inference import export as ex
+    from brainsegfounder.inference import engines as ex
 
     module = ex.load_segmentation_module(ckpt)
     folder = Path(out).expanduser()

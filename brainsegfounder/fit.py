@@ -15,7 +15,7 @@ command line). The data module drives the model (LightningCLI ``link_arguments``
 a config says each fact once (values given for these model arguments are replaced by the data's).
 
 Operations every run gets (docs/operations.md): checkpoints written atomically
-(:class:`~brainsegfounder.checkpointing.AtomicCheckpointIO`), the W&B run id stored in each
+(:class:`~brainsegfounder.training.checkpointing.AtomicCheckpointIO`), the W&B run id stored in each
 checkpoint so a resume continues the same W&B run, the full config logged to W&B, a rich progress
 bar and model summary (``--quiet true`` turns both and Lightning's info lines off, for batch logs),
 and ``trainer.use_distributed_sampler`` off by default because the data modules shard their own
@@ -29,7 +29,7 @@ import sys
 
 if __name__ == "__main__":
     # --help before the imports below (torch, Lightning: seconds idle, a minute on a loaded machine).
-    from brainsegfounder.fit_help import help_requested, print_help
+    from brainsegfounder.training.fast_help import help_requested, print_help
 
     if help_requested(sys.argv[1:]):
         sys.exit(print_help(sys.argv[1:]))
@@ -48,17 +48,17 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 from rich.console import Console
 
-from brainsegfounder.allocator import keep_freed_memory, release_free_memory
-from brainsegfounder.callbacks import ConfigToLoggers, RunIdentity
-from brainsegfounder.checkpointing import (
+from brainsegfounder.checkpoints import read_checkpoint
+from brainsegfounder.training.callbacks import ConfigToLoggers, RunIdentity
+from brainsegfounder.training.checkpointing import (
     AtomicCheckpointIO,
     CheckpointError,
     find_readable_last_checkpoint,
     wandb_run_id_of,
 )
-from brainsegfounder.cli import fail
-from brainsegfounder.errors import BrainSegFounderError, ConfigError, WeightsError
-from brainsegfounder.fit_safety import (
+from brainsegfounder.training.console import print_metrics
+from brainsegfounder.training.guards import FiniteGuard
+from brainsegfounder.training.preflight import (
     _config_mistake,
     _ShortErrorParser,
     check_config,
@@ -66,10 +66,10 @@ from brainsegfounder.fit_safety import (
     silence_lightning_noise,
     snapshot_run_folders,
 )
-from brainsegfounder.guards import FiniteGuard
-from brainsegfounder.progress import StepProgressBar
-from brainsegfounder.reporting import print_metrics
-from brainsegfounder.safe_load import safe_load
+from brainsegfounder.training.progress import StepProgressBar
+from brainsegfounder.utils.allocator import keep_freed_memory, release_free_memory
+from brainsegfounder.utils.cli import fail
+from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, WeightsError
 
 __all__ = ["BrainSegFounderCLI", "main"]
 
@@ -190,7 +190,7 @@ class BrainSegFounderCLI(LightningCLI):
                                   "'last' for the newest last.ckpt of this config's run folder, or none.")
         if ckpt_path:
             try:
-                safe_load(ckpt_path, what="--ckpt_path")
+                read_checkpoint(ckpt_path, what="--ckpt_path")
             except WeightsError as err:
                 raise CheckpointError(str(err)) from None
         return ckpt_path
@@ -288,12 +288,12 @@ FULL_HELP = {"prog": "python -m brainsegfounder.fit",
 
 
 def answer_help(args: list[str] | None) -> list[str] | None:
-    """``--help``: the quick help of :mod:`brainsegfounder.fit_help`, then exit; ``--help full``: LightningCLI's.
+    """``--help``: the quick help of :mod:`brainsegfounder.training.fast_help`, then exit; ``--help full``: LightningCLI's.
 
     Returns ``args`` with ``--help full`` turned into LightningCLI's ``--help`` (``sys.argv`` is
     rewritten when ``args`` is ``None``, since LightningCLI reads it itself).
     """
-    from brainsegfounder.fit_help import help_requested, print_help
+    from brainsegfounder.training.fast_help import help_requested, print_help
 
     given = sys.argv[1:] if args is None else list(args)
     if help_requested(given):

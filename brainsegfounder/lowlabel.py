@@ -54,7 +54,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from brainsegfounder.errors import BrainSegFounderError, ConfigError, DataError, WeightsError
+from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, DataError, WeightsError
 
 __all__ = ["run_lowlabel", "summarise", "collect", "write_table", "plot_curve", "main"]
 

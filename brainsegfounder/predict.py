@@ -45,8 +45,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from brainsegfounder.cli import command
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["main", "predict"]
 
@@ -203,8 +203,10 @@ def predict(
                     if path == label_path:
                         writers.write_label(result, path, partial_dir)
                     elif path.suffix == ".png":
+                        from brainsegfounder.report.overlays import write_overlay
+
                         path.parent.mkdir(parents=True, exist_ok=True)
-                        writers.write_overlay(result, predictor.scheme, path)
+                        write_overlay(result, predictor.scheme, path)  # matplotlib only here
                     elif path.parent.name == writers.UNCERTAINTY_FOLDER:
                         writers.write_uncertainty(result, path.parent, partial_dir)
                     else:
@@ -244,18 +246,11 @@ def predict(
 
 def _write_report(output: Path, ckpt: list[str], inputs: list[str], predictor, png_dir, console) -> None:
     """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html."""
-    import json
-    from datetime import datetime, timezone
-
+    from brainsegfounder.inference.writers import write_provenance
     from brainsegfounder.report import write_report
-    from brainsegfounder.report.data import PROVENANCE_FILE, _versions
 
     record = predictor.record.to_dict() if predictor.record is not None else None
-    provenance = {"checkpoints": [str(Path(c).resolve()) for c in ckpt], "preprocessing": record,
-                  "command": " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]),
-                  "inputs": [str(Path(p).resolve()) for p in inputs], "versions": _versions(),
-                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (output / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2))
+    write_provenance(output, ckpt, record, " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]), inputs)
     root = inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None
     written = write_report(output, inputs=root, scheme=predictor.scheme, overlays=png_dir)
     console.print(f"wrote the report {written.get('report', output / 'report.html')}", soft_wrap=True)

@@ -42,11 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from brainsegfounder.cli import command
 from brainsegfounder.data.modality_dropout import missing_channels_tensor, nonempty_subsets, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.errors import DataError, WeightsError
-from brainsegfounder.metrics import dice
+from brainsegfounder.inference.subsets import subset_dice, subset_name
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import DataError, WeightsError
 
 __all__ = ["LoadedModel", "PredictFn", "load_model", "main", "module_predict_fn", "plot_study", "predictor_predict_fn",
            "robustness",
@@ -55,10 +55,6 @@ __all__ = ["LoadedModel", "PredictFn", "load_model", "main", "module_predict_fn"
 PredictFn = Callable[[Mapping[str, "np.ndarray | None"]], np.ndarray]
 #: One labelled case as the study reads it: (case id, modality -> preprocessed array, label map).
 StudyCase = tuple[str, Mapping[str, np.ndarray], np.ndarray]
-
-
-def _subset_name(subset: Sequence[str]) -> str:
-    return "+".join(subset)
 
 
 def robustness_study(predict_fn: PredictFn, cases: Iterable[StudyCase], modalities: Sequence[str],
@@ -78,14 +74,15 @@ def robustness_study(predict_fn: PredictFn, cases: Iterable[StudyCase], modaliti
     """
     subsets = [tuple(s) for s in subsets] if subsets is not None else nonempty_subsets(modalities)
     rows = []
+    def predict_masks(given):
+        return scheme.channel_masks(np.asarray(predict_fn(given)))
+
     for case_id, images, label in cases:
-        reference = scheme.channel_masks(label)
+        per_subset = subset_dice(predict_masks, images, scheme.channel_masks(label), modalities, subsets)
         for subset in subsets:
-            given = {m: (images[m] if m in subset else None) for m in modalities}
-            predicted = scheme.channel_masks(np.asarray(predict_fn(given)))
-            scores = {f"dice_{n}": dice(p, r) for n, p, r in zip(scheme.names, predicted, reference, strict=True)}
-            rows.append({"case": case_id, "modalities": _subset_name(subset), "n_modalities": len(subset),
-                         "missing": _subset_name([m for m in modalities if m not in subset]), **scores,
+            scores = {f"dice_{n}": d for n, d in zip(scheme.names, per_subset[subset_name(subset)], strict=True)}
+            rows.append({"case": case_id, "modalities": subset_name(subset), "n_modalities": len(subset),
+                         "missing": subset_name([m for m in modalities if m not in subset]), **scores,
                          "dice_mean": float(np.mean(list(scores.values())))})
     return rows
 

@@ -1,4 +1,12 @@
-"""Shared fixtures: real synthetic data sets written once per test session."""
+"""Shared fixtures, written once per test session where they are read-only.
+
+- data sets: ``synthetic_set(layout, subjects, seed, spacing)`` (each generated once), and by name
+  ``brats2021_root`` (10 subjects, 2 mm), ``brats2023_root``, ``atlas_root``;
+  ``brats2021_copy`` (a private copy to break); ``cropped_cases`` (two BraTS 2021 cases cropped to
+  one sliding window, read-only) and ``two_cases`` (a private copy of them, function-scoped).
+- checkpoints: ``checkpoint`` (a real one-step fit of experiments/demo.yaml) and
+  ``random_checkpoint`` (random weights in the format fit writes: faults and exports, not accuracy).
+"""
 
 from __future__ import annotations
 
@@ -10,33 +18,45 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "experiments" / "demo.yaml"
+BRATS_MODALITIES = ("flair", "t1ce", "t1", "t2")
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-# What every command does (brainsegfounder.allocator): about 2x faster CPU steps on glibc.
-from brainsegfounder.allocator import keep_freed_memory  # noqa: E402
+# What every command does (brainsegfounder.utils.allocator): about 2x faster CPU steps on glibc.
+from brainsegfounder.utils.allocator import keep_freed_memory  # noqa: E402
 
 keep_freed_memory()
 
 
 @pytest.fixture(scope="session")
-def brats2021_root(tmp_path_factory) -> Path:
-    """Ten synthetic BraTS 2021 subjects at 2 mm (read-only: copy before corrupting)."""
+def synthetic_set(tmp_path_factory):
+    """``synthetic_set(layout, subjects, seed, spacing)``: a synthetic data set root, generated once
+    per session for each set of arguments (read-only: copy before corrupting)."""
     from brainsegfounder.data.synthetic import generate
 
-    root = tmp_path_factory.mktemp("brats2021")
-    generate("brats2021", root, subjects=10, seed=0, spacing=2.0)
-    return root
+    made: dict[tuple, Path] = {}
+
+    def make(layout: str, subjects: int, seed: int = 0, spacing: float = 3.0) -> Path:
+        key = (layout, subjects, seed, spacing)
+        if key not in made:
+            root = tmp_path_factory.mktemp(layout)
+            generate(layout, root, subjects=subjects, seed=seed, spacing=spacing)
+            made[key] = root
+        return made[key]
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def brats2023_root(tmp_path_factory) -> Path:
-    from brainsegfounder.data.synthetic import generate
+def brats2021_root(synthetic_set) -> Path:
+    """Ten synthetic BraTS 2021 subjects at 2 mm (read-only: copy before corrupting)."""
+    return synthetic_set("brats2021", subjects=10, seed=0, spacing=2.0)
 
-    root = tmp_path_factory.mktemp("brats2023")
-    generate("brats2023", root, subjects=5, seed=1, spacing=3.0)
-    return root
+
+@pytest.fixture(scope="session")
+def brats2023_root(synthetic_set) -> Path:
+    return synthetic_set("brats2023", subjects=5, seed=1, spacing=3.0)
 
 
 @pytest.fixture
@@ -48,13 +68,9 @@ def brats2021_copy(brats2021_root, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def atlas_root(tmp_path_factory) -> Path:
+def atlas_root(synthetic_set) -> Path:
     """Five synthetic ATLAS v2.0 subjects (BIDS, T1w + lesion mask) at 3 mm (read-only)."""
-    from brainsegfounder.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("atlas")
-    generate("atlas", root, subjects=5, seed=2, spacing=3.0)
-    return root
+    return synthetic_set("atlas", subjects=5, seed=2, spacing=3.0)
 
 
 def fit_checkpoint(config: Path, data_root: Path, run: Path, steps: int = 1) -> Path:
@@ -90,4 +106,45 @@ def crop_cases(source: Path, dest: Path, count: int = 2, size: tuple[int, int, i
         for name, path in [*case.images.items(), ("seg", case.label)]:
             data = np.asanyarray(nib.load(path).dataobj)[box]
             nib.save(nib.Nifti1Image(data, affine), folder / f"{case.subject_id}_{name}.nii.gz")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def checkpoint(brats2021_root, tmp_path_factory) -> Path:
+    """A tiny segmentation checkpoint written by a real one-step fit of the demo config."""
+    return fit_checkpoint(DEMO, brats2021_root, tmp_path_factory.mktemp("predict_run"))
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """A tiny segmentation checkpoint in the format fit writes (random weights: faults, not accuracy)."""
+    import torch
+
+    from brainsegfounder.checkpoints import PREPROCESSING_KEY
+    from brainsegfounder.data.transforms import PreprocessingRecord
+    from brainsegfounder.models.backbone import Backbone
+    from brainsegfounder.tasks.segmentation import SegmentationModule
+
+    torch.manual_seed(0)
+    module = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), modalities=list(BRATS_MODALITIES),
+                                regions="brats2021", roi_size=64, sw_batch_size=1)
+    record = PreprocessingRecord(modalities=BRATS_MODALITIES, layout="brats2021", scheme="brats2021", roi_size=(64, 64, 64))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+                PREPROCESSING_KEY: record.to_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cropped_cases(brats2021_root, tmp_path_factory) -> Path:
+    """Two BraTS 2021 cases cropped around the tumour to 48 x 56 x 40 voxels at 2 mm (one sliding
+    window each, so prediction tests stay fast); read-only."""
+    return crop_cases(brats2021_root, tmp_path_factory.mktemp("cropped_cases"))
+
+
+@pytest.fixture
+def two_cases(cropped_cases, tmp_path) -> Path:
+    """A private copy of :func:`cropped_cases` that a test may change (remove a modality, ...)."""
+    dest = tmp_path / "data"
+    shutil.copytree(cropped_cases, dest)
     return dest

@@ -16,15 +16,18 @@ import pytest
 import torch
 
 from brainsegfounder.calibrate import main as calibrate_main
-from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
+from brainsegfounder.checkpoints import (
+    FLAG_THRESHOLD_KEY,
+    PREPROCESSING_KEY,
+    SUBSET_DICE_KEY,
+    TEMPERATURE_KEY,
+)
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.modality_dropout import RandomModalityDropout
-from brainsegfounder.data.transforms import PREPROCESSING_KEY
 from brainsegfounder.inference.predictor import Predictor
 from brainsegfounder.inference.writers import UNCERTAINTY_FOLDER, VOLUMES_FILE
 from brainsegfounder.predict import main as predict_main
 from tests.conftest import DEMO, REPO, fit_checkpoint
-from tests.test_predict import checkpoint, two_cases  # noqa: F401  (fixtures)
 
 ANYMODAL = REPO / "experiments" / "demo_anymodal.yaml"
 BRATS = ("flair", "t1ce", "t1", "t2")
@@ -60,13 +63,13 @@ def test_dropout_is_in_the_training_transform_only_and_recorded(brats2021_root):
     assert kept and set(subject["dropped_modalities"]) == set(BRATS) - set(kept)
 
 
-def test_checkpoint_records_what_it_can_do_without(anymodal_checkpoint, checkpoint):  # noqa: F811
+def test_checkpoint_records_what_it_can_do_without(anymodal_checkpoint, checkpoint):
     record = torch.load(anymodal_checkpoint, weights_only=True)[PREPROCESSING_KEY]
     assert record["accepts_missing"] == list(BRATS)
     assert torch.load(checkpoint, weights_only=True)[PREPROCESSING_KEY]["accepts_missing"] == []
 
 
-def test_dropout_checkpoint_predicts_flair_only_and_without_t1ce(anymodal_checkpoint, two_cases, tmp_path, capsys):  # noqa: F811
+def test_dropout_checkpoint_predicts_flair_only_and_without_t1ce(anymodal_checkpoint, two_cases, tmp_path, capsys):
     flair_only, no_t1ce = sorted(p for p in two_cases.iterdir())
     for m in ("t1ce", "t1", "t2"):
         (flair_only / f"{flair_only.name}_{m}.nii.gz").unlink()
@@ -85,7 +88,7 @@ def test_dropout_checkpoint_predicts_flair_only_and_without_t1ce(anymodal_checkp
     assert f"{flair_only.name}: predicted without t1ce, t1, t2" in log
 
 
-def test_normal_checkpoint_refuses_a_case_with_a_missing_file(checkpoint, two_cases, tmp_path, capsys):  # noqa: F811
+def test_normal_checkpoint_refuses_a_case_with_a_missing_file(checkpoint, two_cases, tmp_path, capsys):
     case = sorted(two_cases.iterdir())[0]
     missing = case / f"{case.name}_t1ce.nii.gz"
     missing.unlink()
@@ -98,7 +101,7 @@ def test_normal_checkpoint_refuses_a_case_with_a_missing_file(checkpoint, two_ca
     assert not (tmp_path / "p" / f"{case.name}.nii.gz").exists()
 
 
-def test_forced_subset_with_an_ensemble_tta_and_uncertainty_maps(anymodal_checkpoint, two_cases, tmp_path):  # noqa: F811
+def test_forced_subset_with_an_ensemble_tta_and_uncertainty_maps(anymodal_checkpoint, two_cases, tmp_path):
     case = sorted(two_cases.iterdir())[0]
     out = tmp_path / "pred"
     ck = str(anymodal_checkpoint)
@@ -117,14 +120,14 @@ def test_forced_subset_with_an_ensemble_tta_and_uncertainty_maps(anymodal_checkp
     assert float(row["quality"]) > 0 and row["flag"] == "1"
 
 
-def test_normal_checkpoint_refuses_a_forced_subset(checkpoint, two_cases, tmp_path, capsys):  # noqa: F811
+def test_normal_checkpoint_refuses_a_forced_subset(checkpoint, two_cases, tmp_path, capsys):
     case = sorted(two_cases.iterdir())[0]
     assert predict_main(["--ckpt", str(checkpoint), "--input", str(case), "--output", str(tmp_path / "p"),
                          "--device", "cpu", "--modalities", "flair"]) == 2
     assert "asked (--modalities) to do without" in capsys.readouterr().err
 
 
-def test_calibrate_lowers_the_nll_of_an_over_confident_model(checkpoint, brats2021_root, tmp_path, capsys):  # noqa: F811
+def test_calibrate_lowers_the_nll_of_an_over_confident_model(checkpoint, brats2021_root, tmp_path, capsys):
     data = torch.load(checkpoint, weights_only=True)
     head = [k for k in data["state_dict"] if k.startswith("net.out.")]
     assert head
@@ -181,7 +184,7 @@ def test_calibrate_measures_what_each_missing_modality_costs(anymodal_checkpoint
     assert scaled.missing == ("t1ce",) and 0.0 <= plain.quality <= scaled.quality <= 1.0
 
 
-def test_partial_case_folders_keep_the_expected_names(two_cases, tmp_path):  # noqa: F811
+def test_partial_case_folders_keep_the_expected_names(two_cases, tmp_path):
     from brainsegfounder.inference.inputs import find_inputs
 
     root = tmp_path / "copy"
@@ -193,7 +196,7 @@ def test_partial_case_folders_keep_the_expected_names(two_cases, tmp_path):  # n
     assert found[case.name].extra["expected"]["t2"] == str(case / f"{case.name}_t2.nii.gz")
 
 
-def test_evaluate_reports_ece_and_brier_from_probability_maps(checkpoint, two_cases, tmp_path):  # noqa: F811
+def test_evaluate_reports_ece_and_brier_from_probability_maps(checkpoint, two_cases, tmp_path):
     from brainsegfounder.evaluate import evaluate
 
     out = tmp_path / "pred"

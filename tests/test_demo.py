@@ -32,7 +32,7 @@ def test_best_checkpoint_is_scored_on_a_test_fold_used_for_neither_and_the_panel
     from rich.console import Console
 
     from brainsegfounder.fit import main as fit_main
-    from brainsegfounder.reporting import outputs_panel
+    from brainsegfounder.training.console import outputs_panel
 
     cli = fit_main(["--config", str(demo.CONFIG), f"--data.init_args.root={brats2021_root}",
                     "--data.init_args.n_folds=5", "--data.init_args.num_workers=0", "--data.init_args.validate=off",

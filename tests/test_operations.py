@@ -20,9 +20,9 @@ import pytest
 import torch
 import yaml
 
-from brainsegfounder.checkpointing import AtomicCheckpointIO, find_last_checkpoint
 from brainsegfounder.data.synthetic import generate
 from brainsegfounder.fit import main as fit_main
+from brainsegfounder.training.checkpointing import AtomicCheckpointIO, find_last_checkpoint
 from tests.conftest import DEMO, REPO
 
 SWEEP = REPO / "experiments" / "sweep_brats.yaml"
@@ -49,13 +49,13 @@ def tiny_config(path: Path, root: Path, run_dir: Path, *, train_subjects: int | 
         "callbacks": [{"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
                        "init_args": {"monitor": None, "every_n_train_steps": every_n_steps, "save_top_k": -1,
                                      "save_last": True, "filename": "{step}"}},
-                      {"class_path": "brainsegfounder.callbacks.SeenSubjects"}],
+                      {"class_path": "brainsegfounder.training.callbacks.SeenSubjects"}],
     }
     if wandb:
         trainer["logger"].append({"class_path": "pytorch_lightning.loggers.WandbLogger",
                                   "init_args": {"save_dir": str(run_dir), "project": "bsf-tests",
                                                 "name": "tiny", "tags": ["test"]}})
-        trainer["callbacks"].append({"class_path": "brainsegfounder.callbacks.PredictionOverlays",
+        trainer["callbacks"].append({"class_path": "brainsegfounder.training.callbacks.PredictionOverlays",
                                      "init_args": {"max_cases": 1}})
     data = {"root": str(root), "n_folds": 3, "batch_size": 1, "samples_per_volume": 1, "queue_length": 4,
             "num_workers": 0, "validate": "header", "train_count": train_subjects}

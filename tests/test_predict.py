@@ -10,30 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from brainsegfounder.checkpoints import PREPROCESSING_KEY
 from brainsegfounder.data.layouts import find_cases
-from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
-from brainsegfounder.errors import DataError, WeightsError
+from brainsegfounder.data.transforms import PreprocessingRecord
 from brainsegfounder.evaluate import evaluate
 from brainsegfounder.inference.inputs import find_inputs
 from brainsegfounder.inference.predictor import Predictor
 from brainsegfounder.inference.writers import PROBABILITY_FOLDER, VOLUMES_FILE
 from brainsegfounder.predict import main
-from tests.conftest import DEMO, crop_cases, fit_checkpoint
+from brainsegfounder.utils.errors import DataError, WeightsError
 
 BRATS_MODALITIES = ("flair", "t1ce", "t1", "t2")
-
-
-@pytest.fixture(scope="session")
-def checkpoint(brats2021_root, tmp_path_factory) -> Path:
-    """A tiny segmentation checkpoint written by a real one-step fit of the demo config."""
-    return fit_checkpoint(DEMO, brats2021_root, tmp_path_factory.mktemp("predict_run"))
-
-
-@pytest.fixture
-def two_cases(brats2021_root, tmp_path) -> Path:
-    """A BraTS 2021 data set root with two synthetic cases cropped around the tumour to 48 x 56 x 40
-    voxels at 2 mm (one sliding window each, so the tests stay fast)."""
-    return crop_cases(brats2021_root, tmp_path / "data")
 
 
 def _write_case(folder: Path, arrays: dict[str, np.ndarray], affine: np.ndarray) -> dict[str, Path]:

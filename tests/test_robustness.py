@@ -4,57 +4,27 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torchio as tio
 
-from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.layouts import find_cases
 from brainsegfounder.data.transforms import PreprocessingRecord
 from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.robustness import main, module_predict_fn, read_cases, robustness_study, summarise
 from brainsegfounder.tasks.segmentation import SegmentationModule
-from tests.conftest import crop_cases
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 
 
-@pytest.fixture(scope="module")
-def two_cases(brats2021_root, tmp_path_factory) -> Path:
-    """Two synthetic BraTS 2021 cases cropped around the tumour to 48 x 56 x 40 voxels at 2 mm
-    (padded to one 64^3 window, so 30 predictions stay fast)."""
-    return crop_cases(brats2021_root, tmp_path_factory.mktemp("robustness_data"))
-
-
-@pytest.fixture(scope="module")
-def checkpoint(two_cases, tmp_path_factory) -> Path:
-    """A tiny (feature size 12) segmentation checkpoint written by a real one-step ``Trainer.fit``."""
-    run = tmp_path_factory.mktemp("robustness_run")
-    pl.seed_everything(0)
-    model = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), in_channels=4,
-                               regions="brats2021", roi_size=64, sw_batch_size=1, sw_overlap=0.25)
-    data = SegmentationDataModule(root=str(two_cases), layout="brats2021", n_folds=2, patch_size=64,
-                                  batch_size=1, samples_per_volume=1, queue_length=1, num_workers=0,
-                                  validate="off")
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, num_sanity_val_steps=0,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=run)
-    trainer.fit(model, datamodule=data)
-    path = run / "tiny.ckpt"
-    trainer.save_checkpoint(path)
-    return path
-
-
-def test_study_with_a_real_tiny_module_on_two_cases(two_cases):
+def test_study_with_a_real_tiny_module_on_two_cases(cropped_cases):
     """Two real cases through the checkpoint-free path: a tiny module as predict_fn (MONAI sliding
     window), the full set and FLAIR alone (the fast subset of the study; all 15 run in the slow test)."""
     module = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), in_channels=4,
                                 regions="brats2021", modalities=list(MODALITIES), roi_size=64, sw_batch_size=1).eval()
     transform = tio.Compose(PreprocessingRecord(modalities=MODALITIES).transforms(module.roi_size))
-    cases = list(read_cases(two_cases, "brats2021", MODALITIES, transform))
+    cases = list(read_cases(cropped_cases, "brats2021", MODALITIES, transform))
     assert [images["flair"].shape for _, images, _ in cases] == [(64, 64, 64)] * 2   # padded like training
     assert all(np.isin(label, [0, 1, 2, 4]).all() and (label > 0).any() for _, _, label in cases)
     rows = robustness_study(module_predict_fn(module, MODALITIES), cases, MODALITIES, module.scheme,
@@ -68,13 +38,13 @@ def test_study_with_a_real_tiny_module_on_two_cases(two_cases):
 
 
 @pytest.mark.slow
-def test_command_writes_csv_markdown_and_plot(checkpoint, two_cases, tmp_path, capsys):
+def test_command_writes_csv_markdown_and_plot(checkpoint, cropped_cases, tmp_path, capsys):
     """All 15 subsets of a real one-step fit's checkpoint on the held-out case of a split file."""
-    held_out = sorted(c.subject_id for c in find_cases("brats2021", two_cases))[1:]
+    held_out = sorted(c.subject_id for c in find_cases("brats2021", cropped_cases))[1:]
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"folds": {}, "val": held_out}))
     out = tmp_path / "study"
-    paths = main(["--ckpt", str(checkpoint), "--data", str(two_cases), "--layout", "brats2021",
+    paths = main(["--ckpt", str(checkpoint), "--data", str(cropped_cases), "--layout", "brats2021",
                   "--split_file", str(split), "--out", str(out)])
     with paths["csv"].open() as handle:
         rows = list(csv.DictReader(handle))
@@ -86,8 +56,8 @@ def test_command_writes_csv_markdown_and_plot(checkpoint, two_cases, tmp_path, c
     assert "flair+t1ce+t1+t2" in capsys.readouterr().out
 
 
-def test_missing_checkpoint_is_one_line_and_exit_2(two_cases, tmp_path, capsys):
+def test_missing_checkpoint_is_one_line_and_exit_2(cropped_cases, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--ckpt", str(tmp_path / "none.ckpt"), "--data", str(two_cases), "--out", str(tmp_path / "o")])
+        main(["--ckpt", str(tmp_path / "none.ckpt"), "--data", str(cropped_cases), "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
     assert "none.ckpt does not exist" in capsys.readouterr().err

@@ -36,7 +36,7 @@ from brainsegfounder.data.reproducible import QueueLoader, WholeVolumeLoader, sh
 from brainsegfounder.data.splits import case_folds, held_out_ids, label_subset, save_split, train_val_ids
 from brainsegfounder.data.transforms import Augmentation, PreprocessingRecord, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["CasesDataModule", "SegmentationDataModule", "as_triple", "collate_subjects", "images_to_tensor", "in_place"]
 
@@ -181,7 +181,7 @@ class SegmentationDataModule(CasesDataModule):
         layout: folder convention (``brats2021``, ``brats2023``, ... see ``layouts.LAYOUTS``).
         fold_file: a MONAI fold JSON to read cases (and folds) from instead of scanning ``root``.
         manifest: a CSV/TSV/JSON manifest to read cases (and folds) from instead of scanning
-            ``root`` (``layout: manifest``; see :mod:`brainsegfounder.data.manifest`).
+            ``root`` (``layout: manifest``; see :mod:`brainsegfounder.data.layouts.manifest`).
         modalities: modality names to use, in channel order; default: all of the layout's (for a
             manifest: its image columns).
         regions: region scheme (``brats2021``, ``brats2023``, ``lesion``, or ``{name: [labels]}``);

@@ -38,7 +38,7 @@ import torchio as tio
 from torchio.transforms.augmentation.random_transform import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["DROPPED_KEY", "MISSING_VALUE", "DropModalities", "RandomModalityDropout", "missing_channels_tensor",
            "nonempty_subsets", "parse_modalities"]
@@ -67,7 +67,7 @@ def nonempty_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
 def parse_modalities(text: str | Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
     """``"t1,flair"`` (or a list) -> the named modalities in ``known``'s channel order.
 
-    Raises :class:`~brainsegfounder.errors.ConfigError` naming the unknown ones.
+    Raises :class:`~brainsegfounder.utils.errors.ConfigError` naming the unknown ones.
 
     Example:
         >>> parse_modalities("t1, flair", ["flair", "t1ce", "t1", "t2"])
@@ -188,7 +188,7 @@ def missing_channels_tensor(images: Mapping[str, torch.Tensor | np.ndarray | Non
             :class:`RandomModalityDropout` trained with.
         case: the case's id, for error messages.
 
-    Raises :class:`~brainsegfounder.errors.DataError` when no modality is present or their shapes differ.
+    Raises :class:`~brainsegfounder.utils.errors.DataError` when no modality is present or their shapes differ.
 
     Example:
         >>> import torch

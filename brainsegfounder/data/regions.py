@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 if TYPE_CHECKING:  # torch is imported where tensors are used: naming files needs no torch
     import torch

@@ -36,7 +36,7 @@ import torch
 import torchio as tio
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from brainsegfounder.allocator import release_free_memory
+from brainsegfounder.utils.allocator import release_free_memory
 
 __all__ = ["CountOnceSampler", "QueueLoader", "WholeVolumeLoader", "epoch_seed", "shard_for_ranks"]
 
@@ -106,7 +106,7 @@ class QueueLoader(DataLoader):
 class WholeVolumeLoader(DataLoader):
     """``DataLoader`` that hands the process's kept free memory back before its workers fork.
 
-    See :mod:`brainsegfounder.allocator`: a worker forked from a process that keeps gigabytes of
+    See :mod:`brainsegfounder.utils.allocator`: a worker forked from a process that keeps gigabytes of
     free heap would copy those pages as it allocates into them.
     """
 

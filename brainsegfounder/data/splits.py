@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["kfold_split", "train_val_ids", "held_out_ids", "label_subset", "save_split", "load_split", "case_folds"]
 

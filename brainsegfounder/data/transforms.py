@@ -26,7 +26,7 @@ from torchio.transforms.intensity_transform import IntensityTransform
 from torchio.transforms.spatial_transform import SpatialTransform
 
 __all__ = ["Augmentation", "PreprocessingRecord", "ReplaceNonFinite", "preprocessing", "augmentation", "nonzero", "PadToMinimumShape",
-           "RandomIntensityScaleShift", "CropToBrain", "PREPROCESSING_KEY"]
+           "RandomIntensityScaleShift", "CropToBrain"]
 
 
 def nonzero(tensor: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ class PreprocessingRecord:
     """What prediction must repeat of training's data handling; owned by the data layer.
 
     A data module builds it (``datamodule.preprocessing_record``), tasks store it in every
-    checkpoint under :data:`PREPROCESSING_KEY`, and predictors and exports read it back, so a
+    checkpoint under :data:`~brainsegfounder.checkpoints.PREPROCESSING_KEY`, and predictors and exports read it back, so a
     model always sees new scans the way it saw its training data.
 
     Example:
@@ -186,10 +186,6 @@ class PreprocessingRecord:
         return cls(modalities=tuple(data["modalities"]), roi_size=tuple(roi) if roi else None,
                    accepts_missing=tuple(data.get("accepts_missing") or ()),
                    **{k: v for k, v in known.items() if v is not None})
-
-
-#: Checkpoint key under which the :class:`PreprocessingRecord` of training is stored.
-PREPROCESSING_KEY = "brainsegfounder_preprocessing"
 
 
 class ReplaceNonFinite(tio.IntensityTransform):

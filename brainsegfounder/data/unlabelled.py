@@ -26,7 +26,7 @@ from brainsegfounder.data.reproducible import shard_for_ranks
 from brainsegfounder.data.splits import train_val_ids
 from brainsegfounder.data.transforms import Augmentation, augmentation, preprocessing
 from brainsegfounder.data.validation import validate_cases
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["UnlabelledDataModule"]
 

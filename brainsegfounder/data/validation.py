@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from brainsegfounder.data.layouts import CaseFiles
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["validate_case", "validate_cases"]
 

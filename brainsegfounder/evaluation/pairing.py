@@ -19,7 +19,7 @@ from brainsegfounder.data.layouts.base import is_nifti
 from brainsegfounder.data.layouts.names import background_image as _background_path
 from brainsegfounder.data.layouts.names import find_references
 from brainsegfounder.data.layouts.names import reference_case_id as case_id_from_reference
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["background_image", "case_id_from_reference", "find_predictions", "find_references",
            "pair_cases", "pair_with_unscored"]

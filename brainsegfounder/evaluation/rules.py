@@ -41,7 +41,7 @@ import numpy as np
 
 from brainsegfounder import metrics
 from brainsegfounder.data.regions import RULES, SCHEMES, RegionScheme, get_scheme
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["TASKS", "UNITS", "resolve", "score_case"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from brainsegfounder.data.layouts import LAYOUTS, CaseFiles, case_from_folder, find_cases
 from brainsegfounder.data.layouts.base import is_nifti, modality_of, strip_nifti
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["find_inputs", "partial_cases"]
 

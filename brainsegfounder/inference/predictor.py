@@ -3,7 +3,7 @@
 Each case is preprocessed as training did (the checkpoint's
 :class:`~brainsegfounder.data.transforms.PreprocessingRecord`: canonical RAS, the training spacing
 and crop if any, padding, z-score over the brain), segmented by the one sliding-window function
-(:func:`~brainsegfounder.inference.sliding_window.sliding_window_probabilities`; several
+(:func:`~brainsegfounder.models.sliding_window.sliding_window_probabilities`; several
 checkpoints average their probabilities, ``tta`` adds the 8 mirrorings), and its probabilities are
 mapped back onto the input's exact grid (same shape, affine and orientation) before thresholding.
 
@@ -35,20 +35,21 @@ import numpy as np
 import torch
 import torchio as tio
 
-from brainsegfounder.calibration import apply_temperature
+from brainsegfounder.checkpoints import modalities_of, refuse_non_finite
 from brainsegfounder.data.datamodule import as_triple
 from brainsegfounder.data.layouts import CaseFiles
 from brainsegfounder.data.modality_dropout import missing_channels_tensor, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.transforms import PreprocessingRecord, ReplaceNonFinite, preprocessing
-from brainsegfounder.errors import ConfigError, DataError, WeightsError
-from brainsegfounder.inference.sliding_window import member_probabilities, sliding_window_probabilities
+from brainsegfounder.inference.calibration import apply_temperature
 from brainsegfounder.inference.uncertainty import (
     combined_entropy,
     mean_subset_dice,
     quality_score,
     subset_reliability,
 )
+from brainsegfounder.models.sliding_window import member_probabilities, sliding_window_probabilities
+from brainsegfounder.utils.errors import ConfigError, DataError, WeightsError
 
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
@@ -56,19 +57,14 @@ __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 def load_segmentation(path: str | Path, device: torch.device):
     """A segmentation checkpoint as an eval-mode module on ``device`` (``weights_only``; old formats too).
 
-    Read by :func:`~brainsegfounder.safe_load.safe_load` (a file carrying code is refused as such,
+    Read by :func:`~brainsegfounder.utils.safe_load.safe_load` (a file carrying code is refused as such,
     never run); weights holding NaN/Inf are refused by name, since they would segment nothing.
     """
     # Imported here: Lightning and the network are only needed once checkpoints are read.
-    from brainsegfounder.safe_load import non_finite_tensors
     from brainsegfounder.tasks.segmentation import SegmentationModule
 
     module = SegmentationModule.from_checkpoint(path, map_location=device).eval()
-    bad = non_finite_tensors(module.state_dict())
-    if bad:
-        name, count = next(iter(bad.items()))
-        raise WeightsError(f"--ckpt {path} holds NaN/Inf in {len(bad)} weight tensor(s) (e.g. {name}: {count} "
-                           "values), so it cannot segment anything; pick a checkpoint from before the run diverged.")
+    refuse_non_finite(module.state_dict(), f"--ckpt {path}")
     return module
 
 
@@ -76,17 +72,11 @@ def _record(module) -> PreprocessingRecord | None:
     return module.preprocessing_record
 
 
-def _modalities_of(module) -> tuple[str, ...] | None:
-    record = _record(module)
-    names = (record.modalities if record is not None else None) or module.hparams.get("modalities")
-    return tuple(names) if names else None
-
-
 def _describe(module) -> dict:
     """What ensemble members must agree on."""
     record = _record(module)
     scheme: RegionScheme = module.scheme
-    return {"input channels": int(module.hparams.in_channels), "modalities": _modalities_of(module),
+    return {"input channels": int(module.hparams.in_channels), "modalities": modalities_of(module),
             "regions": (scheme.names, scheme.labels, scheme.paint),
             "spacing": record.spacing if record else None,
             "crop_to_brain": bool(record.crop_to_brain) if record else False}
@@ -208,7 +198,7 @@ class Predictor:
         # --fast: the brain's own box (not the full volume's window grid) at a lower overlap.
         self.bbox, self.align, self.engine = bool(bbox or fast), not fast, engine
         if fast and overlap is None:
-            from brainsegfounder.inference.fast import FAST_OVERLAP
+            from brainsegfounder.models.brain_box import FAST_OVERLAP
 
             overlap = FAST_OVERLAP
         self.overlaps = [m.hparams.sw_overlap if overlap is None else overlap for m in self.modules]
@@ -218,7 +208,7 @@ class Predictor:
         self.record = _record(first)
         self.spacing = self.record.spacing if self.record else None
         self.crop_to_brain = bool(self.record.crop_to_brain) if self.record else False
-        recorded = _modalities_of(first)
+        recorded = modalities_of(first)
         self.sources = [str(s) for s in sources] if sources else [f"checkpoint {i}" for i in range(len(self.modules))]
         # What every member can do without; an ensemble accepts only what all of its members accept.
         self.accepts_missing = tuple(m for m in (recorded or ())
@@ -235,7 +225,7 @@ class Predictor:
         self.temperatures = [getattr(m, "temperature", None) for m in self.modules]
         runners = self.modules
         if engine == "onnxruntime":
-            from brainsegfounder.inference.export import OnnxRuntimeNetwork
+            from brainsegfounder.inference.engines import OnnxRuntimeNetwork
 
             runners = [OnnxRuntimeNetwork(m) for m in self.modules]
         self.networks = [_Calibrated(r, t) if t else r for r, t in zip(runners, self.temperatures, strict=True)]
@@ -273,7 +263,7 @@ class Predictor:
                                        f"({reference[key]} vs {value}); an ensemble needs members "
                                        "trained on the same inputs and regions.")
         if reference["modalities"] is None and not kwargs.get("modalities"):
-            named = [_modalities_of(m) for m in modules if _modalities_of(m)]
+            named = [modalities_of(m) for m in modules if modalities_of(m)]
             kwargs["modalities"] = named[0] if named else None
         kwargs.setdefault("sources", [str(p) for p in paths])
         return cls(modules, target, **kwargs)

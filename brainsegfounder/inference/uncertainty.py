@@ -14,8 +14,9 @@ and/or test-time mirrorings, stacked as ``(M, R, X, Y, Z)``).
   probabilities are right.
 - :func:`quality_score`: one number per case, ``1 - mean expected Dice`` (times a reliability
   factor per region when the case lacks modalities the model needs), 0..1; higher means look first.
-- :func:`choose_flag_threshold`: the quality-score threshold that best separates poor cases
-  (Dice below a floor) on validation data.
+
+The threshold above which a case is flagged is chosen with the rest of calibration
+(:func:`brainsegfounder.inference.calibration.choose_flag_threshold`).
 
 Example:
     >>> import torch
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["UncertaintyMaps", "binary_entropy", "choose_flag_threshold", "combined_entropy", "expected_dice",
+__all__ = ["UncertaintyMaps", "binary_entropy", "combined_entropy", "expected_dice",
            "mean_subset_dice", "member_variance", "quality_score", "subset_reliability",
            "uncertainty_maps"]
 
@@ -203,31 +204,3 @@ def subset_reliability(subset_dice: dict[str, Sequence[float]], modalities: Sequ
     if full is None or given is None:
         return None
     return [min(1.0, g / f) if f > 0 else 1.0 for g, f in zip(given, full, strict=True)]
-
-
-def choose_flag_threshold(scores: Sequence[float], dice: Sequence[float], dice_floor: float = 0.7) -> float:
-    """The quality-score threshold that best separates validation cases with Dice below ``dice_floor``.
-
-    Maximises Youden's J (true-positive rate minus false-positive rate of "score > threshold"
-    as a detector of poor cases) over the observed scores; thresholds are midpoints between
-    consecutive sorted scores. Without both kinds of case it returns the largest score (flag
-    nothing seen so far). Cases with ``score > threshold`` are flagged.
-
-    >>> choose_flag_threshold([0.05, 0.1, 0.4, 0.5], [0.9, 0.85, 0.3, 0.5])
-    0.25
-    """
-    s, d = np.asarray(scores, float), np.asarray(dice, float)
-    if s.shape != d.shape or s.size == 0:
-        raise ValueError(f"need one Dice per score, got {s.size} scores and {d.size} Dice values")
-    poor = d < dice_floor
-    if poor.all() or not poor.any():
-        return float(s.max())
-    ordered = np.unique(s)
-    candidates = (ordered[:-1] + ordered[1:]) / 2 if ordered.size > 1 else ordered
-    best, best_j = float(candidates[0]), -np.inf
-    for t in candidates:
-        flagged = s > t
-        j = flagged[poor].mean() - flagged[~poor].mean()
-        if j > best_j:
-            best, best_j = float(t), j
-    return best

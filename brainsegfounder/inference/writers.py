@@ -1,4 +1,6 @@
-"""Writing predictions: label maps, probabilities and ``volumes.csv``, every file atomically.
+"""What ``predict`` writes, and the one owner of those names: label maps, probabilities, uncertainty
+maps, ``volumes.csv`` and ``provenance.json``, every file atomically. The report, ``evaluate`` and
+``calibrate`` read predict's outputs through the names and readers here.
 
 Each file is written under a temporary name in ``<output>/.partial`` and renamed into place, so an
 interrupted run never leaves a truncated file where a finished one is expected. A write that fails
@@ -31,8 +33,12 @@ import errno
 import hashlib
 import json
 import os
+import platform
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -41,18 +47,22 @@ import torch
 from brainsegfounder.data.layouts import CaseFiles
 from brainsegfounder.data.layouts.base import is_nifti
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.errors import BrainSegFounderError, DataError
-from brainsegfounder.inference.predictor import CasePrediction
 from brainsegfounder.metrics import volume_ml
+from brainsegfounder.utils.errors import BrainSegFounderError, DataError
+
+if TYPE_CHECKING:  # only annotations: reading the outputs (report) needs no predictor
+    from brainsegfounder.inference.predictor import CasePrediction
 
 __all__ = ["RECORD_FILE", "OutputRecord", "ensure_writable", "file_sha256", "inputs_digest", "PARTIAL_FOLDER",
-           "PROBABILITY_FOLDER", "UNCERTAINTY_FOLDER", "VOLUMES_FILE", "check_output", "read_volumes",
-           "region_volumes", "volumes_from_file", "write_label", "write_overlay", "write_probabilities",
+           "PROBABILITY_FOLDER", "PROVENANCE_FILE", "UNCERTAINTY_FOLDER", "VOLUMES_FILE", "check_output",
+           "package_versions", "read_volumes", "volume_columns", "write_provenance",
+           "region_volumes", "volumes_from_file", "write_label", "write_probabilities",
            "write_uncertainty", "write_volumes"]
 
 PROBABILITY_FOLDER = "probabilities"
 UNCERTAINTY_FOLDER = "uncertainty"
 VOLUMES_FILE = "volumes.csv"
+PROVENANCE_FILE = "provenance.json"
 PARTIAL_FOLDER = ".partial"
 RECORD_FILE = ".brainsegfounder.json"
 
@@ -193,9 +203,41 @@ def region_volumes(label: np.ndarray, scheme: RegionScheme, spacing: Sequence[fl
     return {f"{name}_ml": volume_ml(regions[i].numpy() > 0, spacing) for i, name in enumerate(scheme.names)}
 
 
+def volume_columns(scheme: RegionScheme) -> list[str]:
+    """``<region>_ml`` per output channel, the region columns of ``volumes.csv``."""
+    return [f"{name}_ml" for name in scheme.names]
+
+
 def volumes_from_file(path: Path, scheme: RegionScheme) -> dict[str, float]:
+    """:func:`region_volumes` of a label map on disk (its own voxel spacing)."""
     image = nib.load(str(path))
     return region_volumes(np.asanyarray(image.dataobj), scheme, image.header.get_zooms()[:3])
+
+
+#: Packages whose versions ``provenance.json`` records.
+_VERSIONS = ("brainsegfounder", "torch", "monai", "torchio", "pytorch-lightning", "nibabel", "nilearn", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    """``{"python": ..., package: version}`` of the packages a prediction depends on (those installed)."""
+    found = {"python": platform.python_version()}
+    for name in _VERSIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def write_provenance(output: Path, checkpoints: Sequence[str | Path], preprocessing: dict | None, command: str,
+                     inputs: Sequence[str | Path]) -> Path:
+    """``<output>/provenance.json``: checkpoints, preprocessing record, command line, inputs, versions, date."""
+    record = {"checkpoints": [str(Path(c).resolve()) for c in checkpoints], "preprocessing": preprocessing,
+              "command": command, "inputs": [str(Path(p).resolve()) for p in inputs], "versions": package_versions(),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    path = Path(output) / PROVENANCE_FILE
+    path.write_text(json.dumps(record, indent=2))
+    return path
 
 
 def _cell(value) -> str:
@@ -284,11 +326,3 @@ def check_output(output: Path, inputs: Sequence[Path], cases: list[CaseFiles]) -
                                        "folder outside it.")
     if output.exists() and not output.is_dir():
         raise BrainSegFounderError(f"--output {output} exists and is not a folder; choose a folder.")
-
-
-def write_overlay(result: CasePrediction, scheme: RegionScheme, path: Path) -> None:
-    from brainsegfounder.visualize import save_overlay  # matplotlib only when pictures are asked for
-
-    measured = region_volumes(result.label, scheme, result.spacing)
-    title = f"{result.case_id}   " + "  ".join(f"{k[:-3]} {v:.1f} mL" for k, v in measured.items())
-    save_overlay(result.image, result.label, path, title=title, scheme=scheme, spacing=result.spacing)

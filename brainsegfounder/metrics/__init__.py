@@ -10,14 +10,13 @@ where challenges and libraries disagree most.
 
 No label value is written here: region masks come from a label scheme
 (:mod:`brainsegfounder.data.regions`, ``scheme.region_masks(label)``); which functions score
-which scheme is a rule set (:mod:`brainsegfounder.evaluation.rules`).
+which scheme is a rule set (:mod:`brainsegfounder.evaluation.rules`). How calibrated probability maps
+are (ECE, Brier) is measured with the rest of calibration, :mod:`brainsegfounder.inference.calibration`.
 
 - :mod:`~brainsegfounder.metrics.overlap`: :func:`dice`, :func:`dice_per_channel`, :func:`volume_ml`,
   :func:`volume_difference`.
 - :mod:`~brainsegfounder.metrics.surface`: :func:`hd95_brats2021`, :func:`hd95_brats2023`,
   :func:`hd95_brats2024`, :func:`hd95_mm`, :func:`image_diagonal`.
-- :mod:`~brainsegfounder.metrics.calibration`: :func:`expected_calibration_error`, :func:`brier_score`,
-  :func:`calibration_per_region` (of region probability maps).
 - :mod:`~brainsegfounder.metrics.lesions`: :func:`lesionwise_scores`, :func:`lesionwise_brats2023`,
   :func:`lesionwise_brats2024`, :func:`lesion_detection_counts`, :func:`lesion_f1`,
   :func:`simple_lesion_count`.
@@ -39,11 +38,6 @@ from __future__ import annotations
 import numpy as np
 
 from brainsegfounder.data.regions import get_scheme
-from brainsegfounder.metrics.calibration import (
-    brier_score,
-    calibration_per_region,
-    expected_calibration_error,
-)
 from brainsegfounder.metrics.lesions import (
     BRATS2024_LESION_RULES,
     f1_from_counts,
@@ -72,11 +66,8 @@ __all__ = [
     "BRATS2024_PENALTY_MM",
     "REGIONS",
     "brats_regions",
-    "brier_score",
-    "calibration_per_region",
     "dice",
     "dice_per_channel",
-    "expected_calibration_error",
     "f1_from_counts",
     "hd95_brats2021",
     "hd95_brats2023",

@@ -15,7 +15,7 @@ Example:
     True
     >>> Backbone(preset="huge")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    brainsegfounder.errors.ConfigError: model.backbone.preset 'huge' is unknown...
+    brainsegfounder.utils.errors.ConfigError: model.backbone.preset 'huge' is unknown...
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
-from brainsegfounder.errors import ConfigError
 from brainsegfounder.models.presets import PRESETS, build_swin_unetr
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["DEFAULT_BACKBONE", "Backbone", "upgrade_hparams"]
 

@@ -1,6 +1,6 @@
 """The one weight-import path: any checkpoint this project or the original release wrote -> a network.
 
-:func:`load_pretrained` reads a file with :func:`~brainsegfounder.safe_load.safe_load` (``weights_only``) and copies its tensors
+:func:`load_pretrained` reads a file with :func:`~brainsegfounder.utils.safe_load.safe_load` (``weights_only``) and copies its tensors
 into a MONAI ``SwinUNETR`` (fine-tuning), an :class:`~brainsegfounder.models.ssl_heads.SSLHeads`
 (Stage 1 / Stage 2) or a bare ``SwinTransformer`` encoder. It understands:
 
@@ -14,7 +14,7 @@ loads too when the file holds a whole network of the same shape. Input convoluti
 count differs are adapted by a modality map (:func:`adapt_input_channels`) rather than thrown
 away. Everything else that does not fit is skipped with its reason, and an :class:`ImportReport`
 says what happened. Too little matching (any encoder tensor left unfilled) is a
-:class:`~brainsegfounder.errors.WeightsError` unless ``allow_partial=True``.
+:class:`~brainsegfounder.utils.errors.WeightsError` unless ``allow_partial=True``.
 
 Example:
     >>> from brainsegfounder.models.presets import build_swin_unetr
@@ -37,10 +37,11 @@ from monai.networks.nets.swin_unetr import SwinTransformer
 from rich.console import Console
 from rich.table import Table
 
-from brainsegfounder.errors import WeightsError
-from brainsegfounder.safe_load import non_finite_tensors, safe_load
+from brainsegfounder import checkpoints
+from brainsegfounder.utils.errors import WeightsError
+from brainsegfounder.utils.safe_load import non_finite_tensors
 
-__all__ = ["ImportReport", "load_pretrained", "read_checkpoint", "canonical_key", "adapt_input_channels",
+__all__ = ["ImportReport", "load_pretrained", "read_weights", "canonical_key", "adapt_input_channels",
            "INPUT_CONVOLUTIONS", "SSL_HEAD_PREFIXES", "UKB_TO_BRATS"]
 
 ENCODER = "swinViT."
@@ -104,8 +105,8 @@ class ImportReport:
         (console or Console(stderr=True)).print(self.table())
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(state_dict, hyper_parameters)`` of a checkpoint, read by :func:`~brainsegfounder.safe_load.safe_load`.
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state_dict, hyper_parameters)`` of a checkpoint, read by :func:`~brainsegfounder.utils.safe_load.safe_load`.
 
     Accepts a Lightning checkpoint, a dict holding ``"state_dict"`` (or ``"model"``), or a bare
     state dict; numpy scalars beside it (a MONAI-style ``best_acc``) are fine. Raises
@@ -113,7 +114,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     tensors, or tensors holding NaN/Inf (named), which would otherwise train on NaN from step 0.
     """
     path = Path(path).expanduser()
-    obj = safe_load(path, what="weights file (model.backbone.init_from)")
+    obj = checkpoints.read_checkpoint(path, what="weights file (model.backbone.init_from)")
     hparams: dict = {}
     if isinstance(obj, Mapping):
         hparams = dict(obj.get("hyper_parameters") or {})
@@ -231,7 +232,7 @@ def load_pretrained(
     Returns:
         An :class:`ImportReport`. Every encoder tensor loaded equals the file's bitwise.
     """
-    state, hparams = read_checkpoint(path)
+    state, hparams = read_weights(path)
     bare_encoder = isinstance(net, SwinTransformer)
     target = {(ENCODER + k if bare_encoder else k): v for k, v in net.state_dict().items()}
     source_modalities = list(source_modalities or hparams.get("modalities") or [])

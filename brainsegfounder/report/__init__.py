@@ -13,6 +13,12 @@ or, from Python (what ``predict --report`` and ``evaluate --report`` call):
     (2, 1)
     >>> (folder / "longitudinal.csv").read_text().splitlines()[2]
     'sub-01,ses-2,sub-01_ses-2,1.2,0.2,20.0'
+
+The rooms: :mod:`~brainsegfounder.report.data` gathers what ``predict`` wrote (through
+:mod:`brainsegfounder.inference.writers`, which owns those names), :mod:`~brainsegfounder.report.page`
+and :mod:`~brainsegfounder.report.viewer` draw the page, :mod:`~brainsegfounder.report.longitudinal`
+follows subjects over time, and :mod:`~brainsegfounder.report.overlays` draws the PNG overlays that
+``predict --png``, ``evaluate --png`` and the training callback write.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
         max_side: the viewer's longest side in voxels (larger volumes are downsampled).
     """
     from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.inference import writers
     from brainsegfounder.report import data, longitudinal
     from brainsegfounder.report.page import render_page
 
@@ -74,7 +81,7 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
             if case_id in by_id:
                 by_id[case_id].metrics = row
         metric_columns = list(next(iter(table.values()), {}))
-    volume_columns = list(cases[0].volumes) or data.volume_columns(scheme)
+    volume_columns = list(cases[0].volumes) or writers.volume_columns(scheme)
     extra_columns = [c for c in cases[0].extra]
     values = {c.case_id: {k: float(v) for k, v in c.volumes.items()} for c in cases}
     rows = longitudinal.longitudinal_rows(values, volume_columns, {c.case_id: (c.subject, c.timepoint) for c in cases})

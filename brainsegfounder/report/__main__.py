@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brainsegfounder.cli import command
+from brainsegfounder.utils.cli import command
 
 __all__ = ["report", "main"]
 

@@ -24,27 +24,19 @@ from __future__ import annotations
 
 import csv
 import json
-import platform
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from brainsegfounder.data.regions import RegionScheme, get_scheme
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
-__all__ = ["ReportCase", "VOLUMES_FILE", "PROVENANCE_FILE", "gather_cases", "read_metrics", "find_backgrounds",
-           "provenance", "volume_columns"]
+__all__ = ["ReportCase", "gather_cases", "read_metrics", "find_backgrounds", "provenance"]
 
-VOLUMES_FILE = "volumes.csv"
-PROVENANCE_FILE = "provenance.json"
 NIFTI = (".nii.gz", ".nii")
 #: Background contrast preferred for the viewer, first found wins (FLAIR shows oedema and lesions).
 BACKGROUND_PREFERENCE = ("flair", "t2f", "t1w", "t1ce", "t1c", "t1", "t1n", "t2", "t2w")
-_VERSIONS = ("brainsegfounder", "torch", "monai", "torchio", "pytorch-lightning", "nibabel", "nilearn", "numpy")
 
 
 @dataclass
@@ -62,11 +54,6 @@ class ReportCase:
     timepoint: str | None = None
 
 
-def volume_columns(scheme: RegionScheme) -> list[str]:
-    """``<region>_ml`` per output channel, the columns ``predict`` writes to ``volumes.csv``."""
-    return [f"{name}_ml" for name in scheme.names]
-
-
 def _case_id(path: Path) -> str | None:
     for ext in NIFTI:
         if path.name.endswith(ext):
@@ -75,12 +62,10 @@ def _case_id(path: Path) -> str | None:
 
 
 def _volumes_of(path: Path, scheme: RegionScheme) -> dict[str, str]:
-    import nibabel as nib
+    """A label map's volumes as ``volumes.csv`` would hold them (predict's own computation and format)."""
+    from brainsegfounder.inference.writers import volumes_from_file
 
-    image = nib.load(str(path))
-    voxel_ml = float(np.prod(image.header.get_zooms()[:3])) / 1000.0
-    masks = scheme.channel_masks(np.asanyarray(image.dataobj))
-    return {c: f"{float(m.sum()) * voxel_ml:.4f}" for c, m in zip(volume_columns(scheme), masks, strict=True)}
+    return {column: f"{value:.4f}" for column, value in volumes_from_file(path, scheme).items()}
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -105,6 +90,8 @@ def gather_cases(predictions: str | Path, scheme: str | RegionScheme = "brats202
     labels = {cid: p for p in sorted(folder.iterdir()) if p.is_file() and (cid := _case_id(p))}
     if not labels:
         raise DataError(f"no <case_id>.nii.gz label maps in {folder}; is it the --output folder of predict?")
+    from brainsegfounder.inference.writers import VOLUMES_FILE
+
     table: dict[str, dict[str, str]] = {}
     csv_path = folder / VOLUMES_FILE
     if csv_path.is_file():
@@ -180,16 +167,6 @@ def _manifest_sessions(root: Path) -> dict[str, tuple[str, str | None]]:
     return {}
 
 
-def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in _VERSIONS:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def provenance(predictions: str | Path, checkpoints: list[str] | None = None, command_line: str | None = None,
                preprocessing: dict | None = None) -> dict:
     """The run's provenance: ``provenance.json`` of the predictions folder, completed by the arguments.
@@ -199,6 +176,8 @@ def provenance(predictions: str | Path, checkpoints: list[str] | None = None, co
     line), ``versions`` (package -> version), ``date`` (ISO 8601), ``report`` (when and by which
     command this page was written).
     """
+    from brainsegfounder.inference.writers import PROVENANCE_FILE, package_versions
+
     path = Path(predictions).expanduser() / PROVENANCE_FILE
     record = json.loads(path.read_text()) if path.is_file() else {}
     if checkpoints:
@@ -209,10 +188,10 @@ def provenance(predictions: str | Path, checkpoints: list[str] | None = None, co
         record["preprocessing"] = preprocessing
     if not record.get("preprocessing") and record.get("checkpoints"):
         record["preprocessing"] = _preprocessing_of(record["checkpoints"][0])
-    record.setdefault("versions", _versions())
+    record.setdefault("versions", package_versions())
     record["report"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else "",
-                        "versions": _versions(), "source": str(path) if path.is_file() else None}
+                        "versions": package_versions(), "source": str(path) if path.is_file() else None}
     return record
 
 
@@ -220,11 +199,10 @@ def _preprocessing_of(checkpoint: str) -> dict | None:
     """The preprocessing record a checkpoint carries (None if the file is absent or has none)."""
     if not Path(checkpoint).is_file():
         return None
-    from brainsegfounder.data.transforms import PREPROCESSING_KEY
-    from brainsegfounder.safe_load import safe_load
+    from brainsegfounder.checkpoints import preprocessing_of, read_checkpoint
 
     try:  # mapped, not read: only the record is wanted
-        saved = safe_load(checkpoint, what="checkpoint", mmap=True)
+        saved = read_checkpoint(checkpoint, what="checkpoint", mmap=True)
     except Exception:  # noqa: BLE001 - provenance is best effort; the report must still be written
         return None
-    return saved.get(PREPROCESSING_KEY) if isinstance(saved, dict) else None
+    return preprocessing_of(saved)

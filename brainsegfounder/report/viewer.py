@@ -109,7 +109,7 @@ def case_view_html(label_path: str | Path, scheme: RegionScheme, background: str
     import nibabel as nib
     from nilearn.plotting import view_img
 
-    from brainsegfounder.visualize import largest_lesion_centre
+    from brainsegfounder.report.overlays import largest_lesion_centre
 
     label_image = nib.load(str(label_path))
     label = np.asanyarray(label_image.dataobj).astype(np.int16)

@@ -26,9 +26,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
-from brainsegfounder.errors import DataError, WeightsError
+from brainsegfounder.checkpoints import PREPROCESSING_KEY, read_checkpoint
+from brainsegfounder.data.transforms import PreprocessingRecord
 from brainsegfounder.models.backbone import Backbone, upgrade_hparams
+from brainsegfounder.utils.errors import DataError, WeightsError
 
 __all__ = ["BackboneTask"]
 
@@ -146,9 +147,7 @@ def _load(path: Path, map_location) -> dict:
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist. Pass the .ckpt file a fit run wrote "
                            "(runs/<name>/finetune/version_N/checkpoints/best-*.ckpt or last.ckpt).")
-    from brainsegfounder.safe_load import safe_load  # the one loader: honest refusals, numpy scalars allowed
-
-    checkpoint = safe_load(path, what="checkpoint", map_location=map_location)
+    checkpoint = read_checkpoint(path, what="checkpoint", map_location=map_location)  # the one loader
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise WeightsError(f"checkpoint {path} is not a task checkpoint (no 'state_dict'); pass a .ckpt file "
                            "written by `python -m brainsegfounder.fit`.")

@@ -16,19 +16,18 @@ from typing import Any, Literal
 
 import torch
 
-from brainsegfounder.calibration import FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
+from brainsegfounder.checkpoints import FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import SCHEMES, RegionScheme, get_scheme
-from brainsegfounder.data.transforms import PREPROCESSING_KEY
-from brainsegfounder.errors import DataError
-from brainsegfounder.inference.sliding_window import sliding_window_probabilities
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
+from brainsegfounder.models.sliding_window import sliding_window_probabilities
 from brainsegfounder.tasks.base import BackboneTask
 from brainsegfounder.tasks.losses import make_loss
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
+from brainsegfounder.utils.errors import DataError
 
-__all__ = ["PREPROCESSING_KEY", "SegmentationModule", "make_loss", "plain_regions"]
+__all__ = ["SegmentationModule", "make_loss", "plain_regions"]
 
 
 def plain_regions(regions: str | Mapping | RegionScheme) -> str | dict:

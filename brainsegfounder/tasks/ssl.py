@@ -5,7 +5,7 @@ views of every crop (:func:`~brainsegfounder.models.ssl_augment.ssl_views`, on t
 with rotation + contrastive + reconstruction losses. Stage 2 starts from a Stage-1 checkpoint
 (``backbone.init_from``), adapting the input channels by a modality map when their number changes.
 The picture of input / masked input / reconstruction logged at each validation is drawn by
-:class:`~brainsegfounder.callbacks.ReconstructionImages`.
+:class:`ReconstructionImages`.
 
 Example (the configs in ``experiments/`` do the same from YAML):
     >>> from brainsegfounder.models.backbone import Backbone
@@ -17,18 +17,57 @@ Example (the configs in ``experiments/`` do the same from YAML):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import WandbLogger
 
 from brainsegfounder.data.datamodule import images_to_tensor
-from brainsegfounder.errors import WeightsError
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.models.ssl_augment import ssl_views
 from brainsegfounder.models.ssl_heads import SSLLoss
 from brainsegfounder.tasks.base import BackboneTask
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
+from brainsegfounder.utils.errors import WeightsError
 
 __all__ = ["SSLPretrainModule", "DiseaseAwarePretrainModule"]
+
+
+class ReconstructionImages(pl.Callback):
+    """At each validation of an SSL task: input / masked input / reconstruction (mid slices), one picture.
+
+    Saved as ``<log_dir>/images/reconstruction_step<N>.png`` and sent to TensorBoard and W&B
+    loggers. Drawn on a bare matplotlib ``Figure`` (no pyplot), so no backend is chosen at import.
+    """
+
+    titles = {"rotated": "input", "masked": "masked input", "reconstruction": "reconstruction"}
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if not trainer.is_global_zero or trainer.sanity_checking or not outputs or "images" not in outputs:
+            return
+        from matplotlib.figure import Figure
+
+        images = outputs["images"]
+        figure = Figure(figsize=(9, 3.2), layout="tight")
+        volume = images["rotated"][0, 0]
+        lo, hi = float(volume.quantile(0.01)), float(volume.quantile(0.99))
+        for ax, (key, title) in zip(figure.subplots(1, 3), self.titles.items(), strict=True):
+            v = images[key][0, 0]
+            ax.imshow(v[:, :, v.shape[2] // 2].T, cmap="gray", origin="lower", vmin=lo, vmax=hi)
+            ax.set_title(title)
+            ax.axis("off")
+        figure.suptitle(f"step {trainer.global_step}")
+        path = Path(trainer.log_dir or trainer.default_root_dir) / "images" / f"reconstruction_step{trainer.global_step}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=80)
+        for logger in trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_figure"):  # TensorBoard
+                experiment.add_figure("val/reconstruction", figure, trainer.global_step)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image("val/reconstruction", [str(path)], step=trainer.global_step)
 
 
 class SSLPretrainModule(BackboneTask):
@@ -113,8 +152,6 @@ class SSLPretrainModule(BackboneTask):
         return adamw_warmup_cosine(self, self.hparams.lr, self.hparams.weight_decay, self.hparams.warmup)
 
     def configure_callbacks(self) -> list[pl.Callback]:
-        from brainsegfounder.callbacks import ReconstructionImages  # callbacks sit above the tasks
-
         return [ReconstructionImages()]
 
 
@@ -131,7 +168,7 @@ class DiseaseAwarePretrainModule(SSLPretrainModule):
         >>> from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule
         >>> DiseaseAwarePretrainModule(backbone=Backbone(preset="tiny"))  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        brainsegfounder.errors.WeightsError: Stage 2 (disease-aware pretraining) starts from a Stage-1 checkpoint...
+        brainsegfounder.utils.errors.WeightsError: Stage 2 (disease-aware pretraining) starts from a Stage-1 checkpoint...
     """
 
     def __init__(self, *args, **kwargs):

@@ -8,8 +8,8 @@ import torchio as tio
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.layouts import LAYOUTS, find_cases, load_subjects
-from brainsegfounder.errors import DataError
 from brainsegfounder.evaluate import case_id_from_reference
+from brainsegfounder.utils.errors import DataError
 
 
 def test_atlas_reader_finds_each_subject_with_t1w_and_lesion_mask(atlas_root):

@@ -6,7 +6,7 @@ import pytest
 import torchio as tio
 
 from brainsegfounder.data.layouts import LAYOUTS, find_cases, load_subjects, read_fold_json
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 
 def test_brats2021_reader_finds_every_case_in_channel_order(brats2021_root):

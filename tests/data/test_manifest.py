@@ -11,8 +11,8 @@ import pytest
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.layouts import find_cases
-from brainsegfounder.data.manifest import manifest_modalities, read_manifest
-from brainsegfounder.errors import DataError
+from brainsegfounder.data.layouts.manifest import manifest_modalities, read_manifest
+from brainsegfounder.utils.errors import DataError
 
 
 def _lab_folder(brats2021_root: Path, dest: Path, n: int = 3) -> list[dict]:

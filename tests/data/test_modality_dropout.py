@@ -20,7 +20,7 @@ from brainsegfounder.data.modality_dropout import (
     parse_modalities,
 )
 from brainsegfounder.data.transforms import preprocessing
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from brainsegfounder.data.regions import RegionScheme, get_scheme, register_scheme, scheme_from_file
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 
 def test_brats2024_four_labels_paint_and_unpaint_exactly():

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from brainsegfounder.data.splits import kfold_split, label_subset, load_split, save_split, train_val_ids
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 IDS = [f"BraTS2021_{i:05d}" for i in range(23)]
 

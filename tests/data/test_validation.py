@@ -4,8 +4,8 @@ import pytest
 
 from brainsegfounder.data.layouts import find_cases
 from brainsegfounder.data.validation import validate_cases
-from brainsegfounder.errors import DataError
 from brainsegfounder.fit import main as fit_main
+from brainsegfounder.utils.errors import DataError
 from tests.conftest import DEMO
 
 

@@ -1,4 +1,4 @@
-"""Fault-suite fixtures: tiny real NIfTI cases, a tiny real checkpoint, hostile files, checksums."""
+"""Fault-suite fixtures: tiny real NIfTI cases, hostile files, checksums (the checkpoint: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-
-from brainsegfounder.data.transforms import PREPROCESSING_KEY, PreprocessingRecord
 
 MODALITIES = ("flair", "t1ce", "t1", "t2")
 SHAPE = (40, 40, 32)
@@ -46,22 +44,6 @@ def cases(tmp_path) -> Path:
     for i in range(2):
         write_case(root, f"BraTS2021_0000{i}", seed=i)
     return root
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    """A tiny segmentation checkpoint in the format fit writes (random weights: faults, not accuracy)."""
-    from brainsegfounder.models.backbone import Backbone
-    from brainsegfounder.tasks.segmentation import SegmentationModule
-
-    torch.manual_seed(0)
-    module = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), modalities=list(MODALITIES),
-                                regions="brats2021", roi_size=64, sw_batch_size=1)
-    record = PreprocessingRecord(modalities=MODALITIES, layout="brats2021", scheme="brats2021", roi_size=(64, 64, 64))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
-                PREPROCESSING_KEY: record.to_dict()}, path)
-    return path
 
 
 class _Payload:

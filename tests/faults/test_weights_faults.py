@@ -8,10 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from brainsegfounder.checkpointing import AtomicCheckpointIO, CheckpointError, find_readable_last_checkpoint
-from brainsegfounder.errors import WeightsError
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.models.weights import load_pretrained
+from brainsegfounder.training.checkpointing import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    find_readable_last_checkpoint,
+)
+from brainsegfounder.utils.errors import WeightsError
 from tests.faults.conftest import checksums, code_carrying_checkpoint
 
 PWNED = "/tmp/brainsegfounder-fault-suite-pwned"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from brainsegfounder.inference.calibration import choose_flag_threshold
 from brainsegfounder.inference.uncertainty import (
     binary_entropy,
-    choose_flag_threshold,
     combined_entropy,
     expected_dice,
     member_variance,

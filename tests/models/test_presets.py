@@ -1,7 +1,7 @@
 import pytest
 
-from brainsegfounder.errors import ConfigError
 from brainsegfounder.models import build_swin_unetr, count_parameters
+from brainsegfounder.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -9,7 +9,9 @@ from brainsegfounder.models import build_swin_unetr, count_parameters
     [("tiny", 62.19, 8.06), ("small", 64.08, 9.95), ("base", 69.73, 15.60)],
 )
 def test_preset_parameter_counts_match_reference(preset, whole, encoder):
-    # Figures from REFERENCE.md, measured with MONAI 1.6.1 at 4 in / 3 out / feature size 48.
+    # The table of README.md's "Model presets" (source: Cox et al., Medical Image Analysis 2024,
+    # DOI 10.1016/j.media.2024.103301, arXiv 2406.10395), measured with MONAI 1.6.1 as
+    # SwinUNETR(in_channels=4, out_channels=3, feature_size=48).
     net = build_swin_unetr(preset, in_channels=4, out_channels=3)
     assert round(count_parameters(net) / 1e6, 2) == whole
     assert round(count_parameters(net.swinViT) / 1e6, 2) == encoder

@@ -5,10 +5,10 @@ import argparse
 import pytest
 import torch
 
-from brainsegfounder.errors import WeightsError
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.models.ssl_heads import SSLHeads
 from brainsegfounder.models.weights import UKB_TO_BRATS, adapt_input_channels, canonical_key, load_pretrained
+from brainsegfounder.utils.errors import WeightsError
 
 BRATS = ["flair", "t1ce", "t1", "t2"]
 

@@ -20,7 +20,7 @@ from brainsegfounder.report.__main__ import main
 def report(brats2023_root, tmp_path_factory) -> dict:
     """predict-style outputs for five synthetic BraTS 2023 cases, evaluate's real CSV, and the report."""
     from brainsegfounder.evaluate import main as evaluate_main
-    from brainsegfounder.visualize import save_overlay
+    from brainsegfounder.report.overlays import save_overlay
 
     scheme = get_scheme("brats2023")
     folder = tmp_path_factory.mktemp("report")

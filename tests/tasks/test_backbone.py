@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from brainsegfounder.errors import ConfigError, DataError
 from brainsegfounder.models.backbone import Backbone, upgrade_hparams
 from brainsegfounder.tasks.segmentation import SegmentationModule
 from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule, SSLPretrainModule
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 BRATS = ["flair", "t1ce", "t1", "t2"]
 

@@ -6,13 +6,12 @@ import dataclasses
 import pytest
 import torch
 
-from brainsegfounder.data.synthetic import generate
 from brainsegfounder.data.unlabelled import UnlabelledDataModule
-from brainsegfounder.errors import DataError, WeightsError
 from brainsegfounder.fit import main as fit_main
 from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
 from brainsegfounder.tasks.ssl import DiseaseAwarePretrainModule, SSLPretrainModule
+from brainsegfounder.utils.errors import DataError, WeightsError
 from tests.conftest import DEMO, REPO
 
 STAGE1 = REPO / "experiments" / "demo_stage1.yaml"
@@ -22,18 +21,14 @@ QUICK = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=
 
 
 @pytest.fixture(scope="module")
-def ukb_root(tmp_path_factory):
+def ukb_root(synthetic_set):
     """Four healthy UK Biobank-style subjects at 3 mm (T1 + FLAIR)."""
-    root = tmp_path_factory.mktemp("ukb")
-    generate("ukb", root, subjects=4, seed=1, spacing=3.0)
-    return root
+    return synthetic_set("ukb", subjects=4, seed=1, spacing=3.0)
 
 
 @pytest.fixture(scope="module")
-def brats_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("brats")
-    generate("brats2021", root, subjects=6, seed=0, spacing=3.0)
-    return root
+def brats_root(synthetic_set):
+    return synthetic_set("brats2021", subjects=6, seed=0, spacing=3.0)
 
 
 def _where(run_dir):

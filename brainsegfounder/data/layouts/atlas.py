@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, find_nifti, register_layout
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["ATLAS", "ATLAS_LESION_SUFFIX"]
 

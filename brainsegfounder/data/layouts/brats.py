@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, find_nifti, register_layout
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["BRATS_COHORTS", "BRATS2021", "BRATS2023", "BRATS2024", "brats_layout"]
 

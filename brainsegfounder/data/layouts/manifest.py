@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, register_layout
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["MANIFEST", "MANIFEST_NAMES", "RESERVED_COLUMNS", "manifest_in", "manifest_modalities", "read_manifest"]
 

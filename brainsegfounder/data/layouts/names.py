@@ -30,7 +30,7 @@ from brainsegfounder.data.layouts.base import (
     modality_of,
     strip_nifti,
 )
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["case_from_folder", "reference_case_id", "find_references", "background_image",
            "subject_and_timepoint", "is_reference"]

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, register_layout, strip_nifti
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 __all__ = ["UKB", "UKB_PATTERNS", "pattern_layout"]
 

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.synthetic.anatomy import Anatomy, Template, local_field, random_rotation
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 #: Internal coding of a glioma until written: necrosis / non-enhancing core, oedema / SNFH,
 #: enhancing tumour, resection cavity.

@@ -35,7 +35,7 @@ from brainsegfounder.data.synthetic.variety import (
     vary_contrast,
     vary_tumour_plan,
 )
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["SyntheticSubject", "synthesize_subject", "check_args", "check_timepoints", "growth_factors",
            "series_case_id"]

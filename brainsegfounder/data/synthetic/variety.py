@@ -30,7 +30,7 @@ from scipy import ndimage
 from brainsegfounder.data.synthetic.anatomy import Anatomy, Template, volume_field
 from brainsegfounder.data.synthetic.contrasts import ContrastParams
 from brainsegfounder.data.synthetic.lesions import mass_effect
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["VARIETIES", "check_variety", "variety_rng", "vary_anatomy", "vary_contrast", "vary_tumour_plan"]
 

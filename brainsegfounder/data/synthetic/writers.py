@@ -21,7 +21,7 @@ from brainsegfounder.data.synthetic.subjects import (
     synthesize_subject,
 )
 from brainsegfounder.data.synthetic.variety import check_variety
-from brainsegfounder.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["FOLD_FILES", "TRUTH_FILE", "generate", "save_nifti"]
 

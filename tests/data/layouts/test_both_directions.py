@@ -4,7 +4,7 @@ import pytest
 
 from brainsegfounder.data.layouts import LAYOUTS, find_cases
 from brainsegfounder.data.synthetic import generate, main
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize("fixture, layout", [("brats2021_root", "brats2021"), ("brats2023_root", "brats2023"),

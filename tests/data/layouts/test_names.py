@@ -13,7 +13,7 @@ from brainsegfounder.data.layouts import (
     reference_case_id,
     subject_and_timepoint,
 )
-from brainsegfounder.errors import DataError
+from brainsegfounder.utils.errors import DataError
 
 BRATS21 = ("flair", "t1ce", "t1", "t2")
 

@@ -8,14 +8,12 @@ from scipy import ndimage
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.data.layouts import find_cases
 from brainsegfounder.data.regions import get_scheme
-from brainsegfounder.data.synthetic import generate, synthesize_subject
+from brainsegfounder.data.synthetic import synthesize_subject
 
 
 @pytest.fixture(scope="module")
-def brats2024_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("brats2024")
-    generate("brats2024", root, subjects=3, seed=0, spacing=3.0)
-    return root
+def brats2024_root(synthetic_set):
+    return synthetic_set("brats2024", subjects=3, seed=0, spacing=3.0)
 
 
 def test_files_are_named_as_2024_and_read_with_its_scheme(brats2024_root):

@@ -10,7 +10,7 @@ from brainsegfounder.data.layouts import subject_and_timepoint
 from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.data.synthetic import generate, synthesize_subject
 from brainsegfounder.data.synthetic.subjects import growth_factors
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 
 
 def truth(root):

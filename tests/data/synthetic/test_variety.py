@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brainsegfounder.data.synthetic import generate, synthesize_subject
-from brainsegfounder.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError
 from tests.lock_versions import requires_lock
 
 # sha256 of every image and the label of these subjects (seed 3, 4 mm) under requirements-lock.txt

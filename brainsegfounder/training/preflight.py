@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser
 
-from brainsegfounder.cli import fail
-from brainsegfounder.errors import BrainSegFounderError, ConfigError
+from brainsegfounder.utils.cli import fail
+from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError
 
 __all__ = ["check_config", "remove_refused_start", "short_parser_error", "silence_lightning_noise",
            "snapshot_run_folders"]
@@ -94,7 +94,7 @@ def check_config(config) -> None:
     >>> check_config({"data": {"init_args": {"batch_size": 2, "patch_size": 96}}})
     >>> check_config({"data": {"init_args": {"patch_size": [96, 96, 50]}}})
     Traceback (most recent call last):
-    brainsegfounder.errors.ConfigError: data.patch_size [96, 96, 50]: every side must be a multiple of 32 and at least 64 (the Swin UNETR halves it 5 times), e.g. 64 or 96.
+    brainsegfounder.utils.errors.ConfigError: data.patch_size [96, 96, 50]: every side must be a multiple of 32 and at least 64 (the Swin UNETR halves it 5 times), e.g. 64 or 96.
     """
     for key in ("batch_size", "samples_per_volume", "queue_length"):
         value = _config_value(config, f"data.init_args.{key}")

@@ -6,8 +6,6 @@
   LightningCLI does) and also logs the full config to W&B (``fit`` uses it as its config saver).
 - :class:`PredictionOverlays` draws a few validation cases (prediction coloured, reference
   outlined) at each validation, writes the PNGs into the run folder and logs them to W&B.
-- :class:`ReconstructionImages` draws input / masked input / reconstruction of the SSL tasks at
-  each validation (the SSL tasks add it themselves).
 - :class:`SeenSubjects` records which subjects each process trained and validated on, one JSON
   file per rank (to audit a DDP split).
 
@@ -15,7 +13,7 @@ Example (YAML, under ``trainer.callbacks``):
 
 .. code-block:: yaml
 
-    - class_path: brainsegfounder.callbacks.PredictionOverlays
+    - class_path: brainsegfounder.training.callbacks.PredictionOverlays
       init_args: {max_cases: 2}
 """
 
@@ -31,13 +29,12 @@ from pytorch_lightning.cli import SaveConfigCallback
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from brainsegfounder.checkpointing import WANDB_RUN_ID_KEY
+from brainsegfounder.checkpoints import WANDB_RUN_ID_KEY
 from brainsegfounder.data.datamodule import images_to_tensor
+from brainsegfounder.report.overlays import save_overlay
 from brainsegfounder.tasks.segmentation import SegmentationModule
-from brainsegfounder.visualize import save_overlay
 
-__all__ = ["ConfigToLoggers", "PredictionOverlays", "ReconstructionImages", "RunIdentity", "SeenSubjects",
-           "wandb_loggers"]
+__all__ = ["ConfigToLoggers", "PredictionOverlays", "RunIdentity", "SeenSubjects", "wandb_loggers"]
 
 log = logging.getLogger(__name__)
 
@@ -131,41 +128,6 @@ class PredictionOverlays(Callback):
         for logger in wandb_loggers(trainer):
             logger.log_image(key="val/overlays", images=[str(p) for p in self._paths],
                              caption=self._captions, step=trainer.global_step)
-
-
-class ReconstructionImages(Callback):
-    """At each validation of an SSL task: input / masked input / reconstruction (mid slices), one picture.
-
-    Saved as ``<log_dir>/images/reconstruction_step<N>.png`` and sent to TensorBoard and W&B
-    loggers. Drawn on a bare matplotlib ``Figure`` (no pyplot), so no backend is chosen at import.
-    """
-
-    titles = {"rotated": "input", "masked": "masked input", "reconstruction": "reconstruction"}
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if not trainer.is_global_zero or trainer.sanity_checking or not outputs or "images" not in outputs:
-            return
-        from matplotlib.figure import Figure
-
-        images = outputs["images"]
-        figure = Figure(figsize=(9, 3.2), layout="tight")
-        volume = images["rotated"][0, 0]
-        lo, hi = float(volume.quantile(0.01)), float(volume.quantile(0.99))
-        for ax, (key, title) in zip(figure.subplots(1, 3), self.titles.items(), strict=True):
-            v = images[key][0, 0]
-            ax.imshow(v[:, :, v.shape[2] // 2].T, cmap="gray", origin="lower", vmin=lo, vmax=hi)
-            ax.set_title(title)
-            ax.axis("off")
-        figure.suptitle(f"step {trainer.global_step}")
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "images" / f"reconstruction_step{trainer.global_step}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=80)
-        for logger in trainer.loggers:
-            experiment = getattr(logger, "experiment", None)
-            if hasattr(experiment, "add_figure"):  # TensorBoard
-                experiment.add_figure("val/reconstruction", figure, trainer.global_step)
-        for logger in wandb_loggers(trainer):
-            logger.log_image("val/reconstruction", [str(path)], step=trainer.global_step)
 
 
 class SeenSubjects(Callback):

@@ -10,10 +10,10 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
-from brainsegfounder.checkpointing import BestAndLastCheckpoint
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
+from brainsegfounder.training.checkpointing import BestAndLastCheckpoint
 
 
 def _trainer(tmp_path, run: str, max_steps: int) -> tuple[pl.Trainer, BestAndLastCheckpoint]:

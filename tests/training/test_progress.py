@@ -5,8 +5,8 @@ from pytorch_lightning.loggers import CSVLogger
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
 from brainsegfounder.models.backbone import Backbone
-from brainsegfounder.progress import StepProgressBar
 from brainsegfounder.tasks.segmentation import SegmentationModule
+from brainsegfounder.training.progress import StepProgressBar
 
 
 class _Seen(pl.Callback):

@@ -3,11 +3,11 @@
 MONAI's :func:`~monai.inferers.sliding_window_inference` with Gaussian weighting tiles a whole
 volume with windows of the training patch size; each network's sigmoid probabilities are averaged
 over the networks given (an ensemble) and over mirrorings (test-time augmentation). With
-``bbox=True`` only the brain's bounding box is run (:mod:`brainsegfounder.inference.fast`): on the
+``bbox=True`` only the brain's bounding box is run (:mod:`brainsegfounder.models.brain_box`): on the
 full volume's own window grid (``align=True``) the result inside the brain is the full-volume
 one and outside it is background; ``align=False`` is the ``--fast`` box (not identical). A network
 may be any callable returning logits: a module, or an ONNX Runtime session
-(:class:`~brainsegfounder.inference.export.OnnxRuntimeNetwork`).
+(:class:`~brainsegfounder.inference.engines.OnnxRuntimeNetwork`).
 
 Example:
     >>> import torch
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from monai.inferers import sliding_window_inference
 
-__all__ = ["member_probabilities", "mirror_axes", "sliding_window_probabilities"]
+__all__ = ["member_probabilities", "mirror_axes", "sliding_window_logits", "sliding_window_probabilities"]
 
 
 def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
@@ -35,6 +35,14 @@ def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
     if not tta:
         return [()]
     return [()] + [axes for n in (1, 2, 3) for axes in itertools.combinations((2, 3, 4), n)]
+
+
+def sliding_window_logits(x: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor], roi_size: Sequence[int],
+                          sw_batch_size: int = 2, overlap: float = 0.5) -> torch.Tensor:
+    """One network's Gaussian-weighted logits ``(B, R, X, Y, Z)`` over a whole volume (the one call of
+    MONAI's :func:`~monai.inferers.sliding_window_inference`; ``calibrate`` fits temperatures on these)."""
+    return sliding_window_inference(x, tuple(roi_size), int(sw_batch_size), network, overlap=float(overlap),
+                                    mode="gaussian")
 
 
 def sliding_window_probabilities(
@@ -98,11 +106,10 @@ def member_probabilities(
 def _window_pass(x: torch.Tensor, network, roi: tuple, batch: int, overlap: float, bbox: bool,
                  align: bool) -> torch.Tensor:
     def window(inputs: torch.Tensor) -> torch.Tensor:
-        logits = sliding_window_inference(inputs, roi, batch, network, overlap=overlap, mode="gaussian")
-        return torch.sigmoid(logits.float())
+        return torch.sigmoid(sliding_window_logits(inputs, network, roi, batch, overlap).float())
 
     if not bbox:
         return window(x)
-    from brainsegfounder.inference.fast import infer_in_bbox
+    from brainsegfounder.models.brain_box import infer_in_bbox
 
     return infer_in_bbox(x, window, roi, overlap, background=None, align=align)

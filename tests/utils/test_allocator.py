@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
 import ctypes, json, sys
-from brainsegfounder.allocator import keep_freed_memory
+from brainsegfounder.utils.allocator import keep_freed_memory
 first = keep_freed_memory()
 # glibc's mallinfo2 has no field for the thresholds; probe them: a 64 MiB block freed and taken
 # again is served from the heap (same address) only when the mmap threshold was raised.

@@ -3,7 +3,7 @@
 Every command is a plain function whose signature and docstring make its parser (jsonargparse,
 the library LightningCLI is built on, so ``fit`` and the others read alike): ``--name value``,
 ``--config FILE`` for any of them, ``--help`` listing every option with its documentation.
-Errors the package raises on purpose (:class:`~brainsegfounder.errors.BrainSegFounderError`)
+Errors the package raises on purpose (:class:`~brainsegfounder.utils.errors.BrainSegFounderError`)
 print as one line, without a traceback, and exit with status 2.
 
 Keep command modules light at import time (heavy imports inside the function) so that
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from brainsegfounder.errors import BrainSegFounderError
+from brainsegfounder.utils.errors import BrainSegFounderError
 
 __all__ = ["command", "fail", "guarded"]
 
@@ -87,7 +87,7 @@ def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, 
     """
     from jsonargparse import CLI
 
-    from brainsegfounder.allocator import keep_freed_memory
+    from brainsegfounder.utils.allocator import keep_freed_memory
 
     keep_freed_memory()
     try:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainsegfounder.errors import WeightsError
-from brainsegfounder.safe_load import non_finite_tensors, safe_load
+from brainsegfounder.utils.errors import WeightsError
+from brainsegfounder.utils.safe_load import non_finite_tensors, safe_load
 
 
 class _RunsACommand:

@@ -2,7 +2,7 @@
 
 from rich.console import Console
 
-from brainsegfounder.reporting import print_metrics
+from brainsegfounder.training.console import print_metrics
 
 LONG = "runs/demo/finetune/version_12/checkpoints/best-step=50-a-long-experiment-name.ckpt"
 

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from scipy import ndimage
 
-__all__ = ["largest_lesion_centre", "save_overlay"]
+__all__ = ["largest_lesion_centre", "save_overlay", "write_overlay"]
 
 
 def __getattr__(name: str):
@@ -148,3 +148,13 @@ def save_overlay(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+
+
+def write_overlay(result, scheme, path: Path) -> None:
+    """The PNG ``predict --png`` writes for a :class:`~brainsegfounder.inference.predictor.CasePrediction`:
+    the case's image with its label map, titled with the case id and the region volumes."""
+    from brainsegfounder.inference.writers import region_volumes
+
+    measured = region_volumes(result.label, scheme, result.spacing)
+    title = f"{result.case_id}   " + "  ".join(f"{k[:-3]} {v:.1f} mL" for k, v in measured.items())
+    save_overlay(result.image, result.label, path, title=title, scheme=scheme, spacing=result.spacing)

@@ -7,9 +7,9 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from brainsegfounder.data.datamodule import SegmentationDataModule
-from brainsegfounder.guards import FiniteGuard, NonFiniteError
 from brainsegfounder.models.backbone import Backbone
 from brainsegfounder.tasks.segmentation import SegmentationModule
+from brainsegfounder.training.guards import FiniteGuard, NonFiniteError
 
 
 def test_all_zero_modality_stops_training_and_leaves_no_checkpoint(brats2021_copy, tmp_path):

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from brainsegfounder.calibration import apply_temperature, binary_nll, fit_temperature
-from brainsegfounder.metrics import brier_score, calibration_per_region, expected_calibration_error
+from brainsegfounder.inference.calibration import (
+    apply_temperature,
+    binary_nll,
+    brier_score,
+    calibration_per_region,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 
 @pytest.fixture
@@ -29,7 +35,7 @@ def test_fitted_temperature_undoes_a_known_over_confidence(calibrated):
     assert bool((after < before).all())
     # Back at the calibrated model's own NLL (within 0.5%), not merely lower.
     assert torch.allclose(after, binary_nll(z, y), rtol=5e-3)
-    # ECE on the same voxels drops too (the figure (b) in miniature).
+    # ECE on the same voxels drops too (the ECE-before/after comparison of docs/anymodal.md, in miniature).
     for r in range(3):
         ece_before = expected_calibration_error(torch.sigmoid(over[:, r]).numpy(), y[:, r].numpy())
         ece_after = expected_calibration_error(torch.sigmoid(apply_temperature(over, t)[:, r]).numpy(),

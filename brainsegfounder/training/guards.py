@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from brainsegfounder.errors import BrainSegFounderError
-from brainsegfounder.safe_load import non_finite_tensors
+from brainsegfounder.utils.errors import BrainSegFounderError
+from brainsegfounder.utils.safe_load import non_finite_tensors
 
 __all__ = ["FiniteGuard", "NonFiniteError"]
 

@@ -22,7 +22,7 @@ the start and end of every ``fit``, and every loader epoch that forks workers. E
 ``BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0`` to keep glibc's defaults. It does nothing where the C is not glibc (macOS, Windows, musl), and it cannot affect GPU memory.
 
 Example:
-    >>> from brainsegfounder.allocator import keep_freed_memory
+    >>> from brainsegfounder.utils.allocator import keep_freed_memory
     >>> keep_freed_memory()  # on Linux with glibc  # doctest: +SKIP
     True
 """

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from brainsegfounder.fit_help import class_options, help_requested, help_text
+from brainsegfounder.training.fast_help import class_options, help_requested, help_text
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "pytorch_lightning", "lightning", "monai", "torchio")
 
 

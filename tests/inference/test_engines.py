@@ -10,27 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from brainsegfounder.inference.export import ONNX_TOLERANCE, load_segmentation_module, verify
+from brainsegfounder.inference.engines import ONNX_TOLERANCE, load_segmentation_module, verify
 
 MODALITIES = ["flair", "t1ce", "t1", "t2"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    import pytorch_lightning as pl
-
-    from brainsegfounder.models.backbone import Backbone
-    from brainsegfounder.tasks.segmentation import SegmentationModule
-
-    torch.manual_seed(0)
-    model = SegmentationModule(backbone=Backbone("tiny", 12), in_channels=4, regions="brats2021",
-                               modalities=MODALITIES, roi_size=64, sw_batch_size=2, sw_overlap=0.5)
-    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
-    trainer.strategy.connect(model)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    trainer.save_checkpoint(path, weights_only=True)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +33,16 @@ def case(tmp_path_factory) -> list[Path]:
     return paths
 
 
-def test_onnx_matches_pytorch_on_random_windows_and_a_real_case(checkpoint, case, tmp_path):
+def test_onnx_matches_pytorch_on_random_windows_and_a_real_case(random_checkpoint, case, tmp_path):
     pytest.importorskip("onnxruntime")
     from brainsegfounder.export import export
     from brainsegfounder.predict import Predictor, find_inputs
 
-    report = export(str(checkpoint), "onnx", str(tmp_path))
+    report = export(str(random_checkpoint), "onnx", str(tmp_path))
     assert report["max_abs_logit_difference"] < ONNX_TOLERANCE
-    module = load_segmentation_module(checkpoint)
+    module = load_segmentation_module(random_checkpoint)
     # A real input: the synthetic case preprocessed as predict does it, one 64^3 window.
-    predictor = Predictor.from_checkpoints([checkpoint], device="cpu")
+    predictor = Predictor.from_checkpoints([random_checkpoint], device="cpu")
     files = find_inputs([p for p in case], MODALITIES)[0]
     import torchio as tio
 
@@ -70,16 +52,16 @@ def test_onnx_matches_pytorch_on_random_windows_and_a_real_case(checkpoint, case
     assert (tmp_path / "model_card.json").is_file()
 
 
-def test_torchscript_matches_pytorch(checkpoint, tmp_path):
+def test_torchscript_matches_pytorch(random_checkpoint, tmp_path):
     from brainsegfounder.export import export
 
-    report = export(str(checkpoint), "torchscript", str(tmp_path))
+    report = export(str(random_checkpoint), "torchscript", str(tmp_path))
     assert report["max_abs_logit_difference"] < ONNX_TOLERANCE
     loaded = torch.jit.load(str(tmp_path / "model.ts"))
     assert loaded(torch.randn(1, 4, 64, 64, 64)).shape == (1, 3, 64, 64, 64)
 
 
-def test_bundle_runs_in_monais_runner_and_gives_predicts_label_map(checkpoint, case, tmp_path):
+def test_bundle_runs_in_monais_runner_and_gives_predicts_label_map(random_checkpoint, case, tmp_path):
     # The command a MONAI user types, as the README writes it: `python -m monai.bundle run` needs
     # fire, MONAI's SupervisedEvaluator pytorch-ignite (both in the `export` extra).
     import subprocess
@@ -89,7 +71,7 @@ def test_bundle_runs_in_monais_runner_and_gives_predicts_label_map(checkpoint, c
     from brainsegfounder.predict import Predictor, find_inputs
 
     bundle = tmp_path / "bundle"
-    export(str(checkpoint), "bundle", str(bundle))
+    export(str(random_checkpoint), "bundle", str(bundle))
     for name in ("configs/metadata.json", "configs/inference.json", "models/model.pt", "docs/README.md"):
         assert (bundle / name).is_file(), name
     import json
@@ -109,7 +91,7 @@ def test_bundle_runs_in_monais_runner_and_gives_predicts_label_map(checkpoint, c
     theirs = nib.load(str(written[0]))
     # The bundle's inferer covers the whole volume: compare with predict's full-volume path (the default
     # brain box only differs outside the brain, where an untrained net may mark background).
-    ours = Predictor.from_checkpoints([checkpoint], device="cpu", bbox=False).predict_case(
+    ours = Predictor.from_checkpoints([random_checkpoint], device="cpu", bbox=False).predict_case(
         find_inputs(case, MODALITIES)[0])
     np.testing.assert_allclose(theirs.affine, nib.load(str(case[0])).affine, atol=1e-5)
     labels = np.asarray(theirs.dataobj).squeeze()
@@ -133,11 +115,11 @@ def test_gpu_sweep_dry_run_goes_end_to_end_on_the_cpu(tmp_path):
     assert record["ssl_augment"] and record["predict_seconds"]["tiny"][0] > 0
 
 
-def test_onnx_runtime_engine_matches_pytorch_in_the_one_sliding_window(checkpoint):
-    from brainsegfounder.inference.export import OnnxRuntimeNetwork, load_segmentation_module
-    from brainsegfounder.inference.sliding_window import sliding_window_probabilities
+def test_onnx_runtime_engine_matches_pytorch_in_the_one_sliding_window(random_checkpoint):
+    from brainsegfounder.inference.engines import OnnxRuntimeNetwork, load_segmentation_module
+    from brainsegfounder.models.sliding_window import sliding_window_probabilities
 
-    module = load_segmentation_module(checkpoint)
+    module = load_segmentation_module(random_checkpoint)
     torch.manual_seed(1)
     x = torch.randn(1, 4, 80, 72, 64)
     with torch.inference_mode():

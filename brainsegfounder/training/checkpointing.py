@@ -6,10 +6,10 @@ its final name in one step, so a process killed at any moment (``kill -9``, pre-
 loss) leaves either the previous complete ``last.ckpt`` or the new complete one, never half a file.
 
 Example:
-    >>> import torch, tempfile, pathlib
+    >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> AtomicCheckpointIO().save_checkpoint({"global_step": 3}, folder / "run" / "last.ckpt")
-    >>> torch.load(folder / "run" / "last.ckpt", weights_only=True)["global_step"]
+    >>> read_checkpoint(folder / "run" / "last.ckpt")["global_step"]
     3
     >>> find_last_checkpoint([folder]).name
     'last.ckpt'
@@ -30,15 +30,12 @@ from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from brainsegfounder.errors import BrainSegFounderError, WeightsError
-from brainsegfounder.safe_load import safe_load
+from brainsegfounder.checkpoints import WANDB_RUN_ID_KEY, read_checkpoint
+from brainsegfounder.utils.errors import BrainSegFounderError, WeightsError
 
 __all__ = ["AtomicCheckpointIO", "BestAndLastCheckpoint", "CheckpointError", "find_last_checkpoint",
-           "find_readable_last_checkpoint", "wandb_run_id_of",
-           "WANDB_RUN_ID_KEY"]
+           "find_readable_last_checkpoint", "wandb_run_id_of"]
 
-#: Key under which a checkpoint records the W&B run it belongs to (see ``callbacks.RunIdentity``).
-WANDB_RUN_ID_KEY = "wandb_run_id"
 
 
 class CheckpointError(BrainSegFounderError):
@@ -87,7 +84,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        """Lightning's restore, read by :func:`~brainsegfounder.safe_load.safe_load` for local files.
+        """Lightning's restore, read by :func:`~brainsegfounder.utils.safe_load.safe_load` for local files.
 
         A file carrying code is refused as such (never run), a corrupt one called corrupt; both as a
         :class:`CheckpointError` (one line from ``fit``). Remote paths keep Lightning's reader.
@@ -96,7 +93,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
         try:
-            return safe_load(path, what="--ckpt_path", map_location=map_location or "cpu")
+            return read_checkpoint(path, what="--ckpt_path", map_location=map_location or "cpu")
         except WeightsError as err:
             raise CheckpointError(str(err)) from None
 
@@ -117,7 +114,7 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     Example (YAML, as in ``experiments/*.yaml``)::
 
         callbacks:
-          - class_path: brainsegfounder.checkpointing.BestAndLastCheckpoint
+          - class_path: brainsegfounder.training.checkpointing.BestAndLastCheckpoint
             init_args: {monitor: val/dice_mean, mode: max, save_last: true, filename: best-{step}}
     """
 
@@ -178,7 +175,7 @@ def find_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path |
 
 def find_readable_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str | Path | None = None
                                   ) -> tuple[Path | None, list[tuple[Path, str]]]:
-    """The newest resumable checkpoint that :func:`~brainsegfounder.safe_load.safe_load` reads, and
+    """The newest resumable checkpoint that :func:`~brainsegfounder.utils.safe_load.safe_load` reads, and
     the newer ones skipped, each with why (corrupt, truncated, carrying code).
 
     ``--ckpt_path last`` resumes from it, so one damaged ``last.ckpt`` (a full disk, a bad copy)
@@ -195,7 +192,7 @@ def find_readable_last_checkpoint(folders: Iterable[str | Path], hpc_folder: str
     skipped: list[tuple[Path, str]] = []
     for path in _resumable(folders, hpc_folder):
         try:
-            safe_load(path, what="checkpoint")
+            read_checkpoint(path, what="checkpoint")
         except WeightsError as err:
             skipped.append((path, str(err)))
             continue
@@ -211,7 +208,7 @@ def wandb_run_id_of(path: str | Path) -> str | None:
     """
     try:
         # mmap: only the few pages of the pickle header and this key are read, not the weights.
-        checkpoint = safe_load(path, what="--ckpt_path", mmap=True)
+        checkpoint = read_checkpoint(path, what="--ckpt_path", mmap=True)
     except WeightsError as err:
         raise CheckpointError(f"{err} Or start a new run without --ckpt_path.") from None
     run_id = checkpoint.get(WANDB_RUN_ID_KEY) if isinstance(checkpoint, dict) else None

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainsegfounder.errors import WeightsError
+from brainsegfounder.utils.errors import WeightsError
 
 __all__ = ["safe_load", "non_finite_tensors", "ALLOWED_NUMPY_GLOBALS"]
 

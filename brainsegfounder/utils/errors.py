@@ -6,7 +6,7 @@ from __future__ import annotations
 class BrainSegFounderError(Exception):
     """Base class of every error this package raises on purpose.
 
-    Command lines catch it and print its message without a traceback (:func:`brainsegfounder.cli.command`).
+    Command lines catch it and print its message without a traceback (:func:`brainsegfounder.utils.cli.command`).
     """
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from brainsegfounder.checkpoints import PREPROCESSING_KEY, modalities_of
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.data.transforms import PREPROCESSING_KEY
 
 __all__ = ["OnnxRuntimeNetwork", "load_segmentation_module", "export_onnx", "export_torchscript", "export_bundle", "verify",
            "onnx_logits", "model_card", "ONNX_TOLERANCE"]
@@ -38,10 +38,10 @@ ONNX_TOLERANCE = 1e-3
 
 
 def load_segmentation_module(path: str | Path):
-    """The one place exports read a checkpoint: a segmentation module in eval mode on the CPU."""
-    from brainsegfounder.tasks.segmentation import SegmentationModule
+    """A segmentation module in eval mode on the CPU, read as ``predict`` reads it (the NaN/Inf refusal included)."""
+    from brainsegfounder.inference.predictor import load_segmentation
 
-    return SegmentationModule.from_checkpoint(path, map_location="cpu").eval()
+    return load_segmentation(path, torch.device("cpu"))
 
 
 def _example(module, side: int | None = None) -> torch.Tensor:
@@ -55,7 +55,7 @@ def model_card(module) -> dict:
     record = module.preprocessing_record or module.current_preprocessing_record()
     settings = record.to_dict() if record is not None else {}
     hp = module.hparams
-    modalities = settings.get("modalities") or hp.get("modalities")
+    modalities = settings.get("modalities") or modalities_of(module)
     return {
         "inputs": {"modalities": list(modalities) if modalities else None, "layout": "(B, C, X, Y, Z) float32",
                    "orientation": "RAS (canonical, nibabel.as_closest_canonical)",

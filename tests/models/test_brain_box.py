@@ -12,7 +12,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from brainsegfounder.data.regions import get_scheme
-from brainsegfounder.inference.fast import axis_window_starts, brain_bbox, infer_in_bbox
+from brainsegfounder.models.brain_box import axis_window_starts, brain_bbox, infer_in_bbox
 
 ROI, OVERLAP = 32, 0.5
 
