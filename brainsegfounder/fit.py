@@ -67,7 +67,7 @@ from brainsegfounder.training.preflight import (
     snapshot_run_folders,
 )
 from brainsegfounder.training.progress import StepProgressBar
-from brainsegfounder.utils.allocator import keep_freed_memory, release_free_memory
+from brainsegfounder.utils.allocator import keep_freed_memory, release_free_memory, restore_glibc_defaults
 from brainsegfounder.utils.cli import fail
 from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, WeightsError
 
@@ -228,7 +228,11 @@ class BrainSegFounderCLI(LightningCLI):
         plugins = _as_list(config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config["plugins"] = [*plugins, AtomicCheckpointIO()]
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        if str(trainer.precision).startswith("bf16") and trainer.strategy.root_device.type == "cpu":
+            # oneDNN's bf16 convolutions on reused heap memory gave NaN weights (utils/allocator.py).
+            restore_glibc_defaults()
+        return trainer
 
 
 def report_best(cli: LightningCLI) -> dict[str, float]:

@@ -34,11 +34,12 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["keep_freed_memory", "release_free_memory", "ENV"]
+__all__ = ["keep_freed_memory", "release_free_memory", "restore_glibc_defaults", "ENV"]
 
 ENV = "BRAINSEGFOUNDER_KEEP_FREED_MEMORY"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 _LIMIT = 2**31 - 1  # mallopt takes an int
+_GLIBC_DEFAULT = 128 * 1024  # both thresholds' initial values (malloc.h)
 _done: list[bool] = []
 _libc: list = []  # the C library, looked up once (find_library runs ldconfig)
 
@@ -74,3 +75,23 @@ def release_free_memory() -> None:
     """
     if _done and _done[0]:
         _c_library().malloc_trim(0)
+
+
+def restore_glibc_defaults(reason: str = "") -> bool:
+    """Undo :func:`keep_freed_memory` for the rest of the process: large blocks are fresh, zeroed pages again.
+
+    Used for bf16 training on the CPU: there, with freed memory reused, a one-step ``bf16-mixed``
+    fit of the tiny model gave NaN in the bottleneck convolution's weights depending only on where
+    the heap had put earlier blocks (the working directory's name moved it); with glibc's
+    defaults, or with oneDNN switched off, the same step stayed finite (tests/test_operations.py).
+    Returns True if the setting was in force and is now undone.
+    """
+    if not (_done and _done[0]):
+        return False
+    mallopt = _c_library().mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT)
+    mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT)
+    _c_library().malloc_trim(0)
+    _done[0] = False
+    return True
