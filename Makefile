@@ -40,9 +40,9 @@ install: .install-stamp
 
 # Regenerate the lock from pyproject.toml's ranges (newest releases they admit, CPU torch).
 # tests/test_lock.py fails when the lock no longer satisfies pyproject.toml.
-lock:
-	$(SYSTEM_PYTHON) -m pip install -q "uv>=0.4"
-	$(SYSTEM_PYTHON) -m uv pip compile pyproject.toml --extra dev --extra export \
+lock: | $(PYTHON)
+	$(PIP) install -q "uv>=0.4"
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra export \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  $(if $(wildcard /opt/wheels),--find-links /opt/wheels,) \
 	  --no-header --annotation-style line --upgrade -o $(LOCK).tmp
