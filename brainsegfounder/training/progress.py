@@ -45,15 +45,31 @@ class StepProgressBar(RichProgressBar):
         return f"{'step':{len(self.validation_description)}}"
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        super().on_train_epoch_start(trainer, pl_module)
-        if step_budget(trainer) is not None:
-            # A new queue "epoch" is not a new start: the bar continues from the step reached.
-            self._update(self.train_progress_bar_id, trainer.global_step)
+        if step_budget(trainer) is None or self.is_disabled:
+            return super().on_train_epoch_start(trainer, pl_module)
+        # A new queue "epoch" is not a new start: Lightning would reset the bar (its clock, its rate
+        # samples and its count) at every one. One bar for the run, created once, starting at the
+        # step reached (a resume starts at its step, with its own clock and rate from there).
+        if self.progress is not None and self.train_progress_bar_id is None:
+            self._start_step_bar(trainer)
+        self.refresh()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if step_budget(trainer) is not None:
-            self._update(self.train_progress_bar_id, trainer.global_step)
+        if step_budget(trainer) is None or self.is_disabled:
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.progress is not None and self.train_progress_bar_id is None:  # a mid-epoch resume
+            self._start_step_bar(trainer)
+        # Only the optimiser step count: never the batch index within the queue "epoch", whose jumps
+        # back and forth rich would count as progress (the rate read 30 it/s for 2 s steps).
+        self._update(self.train_progress_bar_id, trainer.global_step)
+        self._update_metrics(trainer, pl_module)
+
+    def _start_step_bar(self, trainer) -> None:
+        self.train_progress_bar_id = self._add_task(self.total_train_batches,
+                                                    self._get_train_description(trainer.current_epoch))
+        # reset, not update: the steps done before this process started are no progress of its own.
+        self.progress.reset(self.train_progress_bar_id, total=self.total_train_batches,
+                            completed=trainer.global_step, visible=True)
 
     def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
