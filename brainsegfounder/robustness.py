@@ -39,14 +39,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from brainsegfounder.data.modality_dropout import missing_channels_tensor, nonempty_subsets, parse_modalities
-from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.inference.subsets import subset_dice, subset_name
 from brainsegfounder.utils.cli import command
 from brainsegfounder.utils.errors import DataError, WeightsError
+
+if TYPE_CHECKING:  # torch, TorchIO and MONAI load inside the functions: --help answers at once
+    from brainsegfounder.data.regions import RegionScheme
 
 __all__ = ["LoadedModel", "PredictFn", "load_model", "main", "module_predict_fn", "plot_study", "predictor_predict_fn",
            "robustness",
@@ -72,6 +73,9 @@ def robustness_study(predict_fn: PredictFn, cases: Iterable[StudyCase], modaliti
         one row per case and subset: ``case``, ``modalities`` (``flair+t1``), ``n_modalities``,
         ``missing`` (``t1ce+t2``), ``dice_<REGION>`` for each region channel and ``dice_mean``.
     """
+    from brainsegfounder.data.modality_dropout import nonempty_subsets
+    from brainsegfounder.inference.subsets import subset_dice, subset_name
+
     subsets = [tuple(s) for s in subsets] if subsets is not None else nonempty_subsets(modalities)
     rows = []
     def predict_masks(given):
@@ -188,6 +192,8 @@ def predictor_predict_fn(predictor) -> PredictFn:
     """
     modalities = list(predictor.modalities)
 
+    from brainsegfounder.data.modality_dropout import missing_channels_tensor
+
     def predict(images: Mapping[str, np.ndarray | None]) -> np.ndarray:
         x = missing_channels_tensor(images, modalities).unsqueeze(0)
         probabilities = predictor.probabilities(x)[0].cpu()
@@ -270,6 +276,8 @@ def robustness(ckpt: str, data: str, layout: str = "brats2021", out: str = "runs
                             "split.json a fit run wrote, or --subjects.")
         wanted = [s for s in held_out if wanted is None or s in wanted]
     cases = itertools.islice(read_cases(data, layout, model.modalities, model.transform, wanted), max_cases)
+    from brainsegfounder.data.modality_dropout import parse_modalities
+
     chosen = [parse_modalities(s, model.modalities) for s in subsets] if subsets else None
     rows = robustness_study(model.predict_fn, cases, model.modalities, model.scheme, chosen)
     if not rows:
