@@ -20,7 +20,12 @@ Example (a module straight from its constructor; a checkpoint goes through
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +79,22 @@ def model_card(module) -> dict:
     }
 
 
+@contextlib.contextmanager
+def expected_export_warnings() -> Iterator[None]:
+    """Hide the warnings every export of Swin UNETR raises, and only those.
+
+    MONAI's Swin UNETR reads tensor shapes as Python values (``if pad_input:``, window counts), so
+    the tracer warns that the graph holds for this input size only: true, and the reason exports
+    are made at the checkpoint's window size (the only size a sliding window feeds) and compared
+    with PyTorch after. Its instance norms use each window's own statistics, which ONNX calls
+    ``train=True``: also what PyTorch does in eval mode. Any other warning still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=r".*operator 'instance_norm' is set to train=True.*")
+        yield
+
+
 def export_onnx(module, path: str | Path, opset: int = 18) -> Path:
     """Write ``module.net`` as ONNX for the checkpoint's window size, with a dynamic batch axis.
 
@@ -87,9 +108,11 @@ def export_onnx(module, path: str | Path, opset: int = 18) -> Path:
     net = module.net.eval()
     # The TorchScript-based exporter: 10x faster to export than dynamo, same graph for a fixed size.
     axes = {0: "batch"}
-    with torch.no_grad():
-        torch.onnx.export(net, (_example(module),), str(path), input_names=["image"], output_names=["logits"],
+    buffer = io.BytesIO()
+    with torch.no_grad(), expected_export_warnings():
+        torch.onnx.export(net, (_example(module),), buffer, input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": axes, "logits": axes}, opset_version=opset, dynamo=False)
+    _write_atomically(path, buffer.getvalue())
     return path
 
 
@@ -143,10 +166,28 @@ def export_torchscript(module, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), expected_export_warnings():
         traced = torch.jit.trace(module.net.eval(), _example(module), check_trace=False)
-    traced.save(str(path))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    _write_atomically(path, buffer.getvalue())
     return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` under a temporary name beside ``path``, then rename it onto ``path``.
+
+    The exports are serialised in memory first: torch's own zip writer aborts the whole process
+    when the disk fills up, while Python's write raises an ``OSError`` the command reports in one
+    line. A failed write leaves no truncated model file, and an earlier file stays whole until the
+    rename.
+    """
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def verify(module, exported, x: torch.Tensor) -> float:

@@ -48,7 +48,11 @@ from brainsegfounder.inference.uncertainty import (
     quality_score,
     subset_reliability,
 )
-from brainsegfounder.models.sliding_window import member_probabilities, sliding_window_probabilities
+from brainsegfounder.models.sliding_window import (
+    check_window,
+    member_probabilities,
+    sliding_window_probabilities,
+)
 from brainsegfounder.utils.errors import ConfigError, DataError, WeightsError
 
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
@@ -202,6 +206,7 @@ class Predictor:
 
             overlap = FAST_OVERLAP
         self.overlaps = [m.hparams.sw_overlap if overlap is None else overlap for m in self.modules]
+        check_window(self.roi_sizes, self.overlaps)
         self.scheme: RegionScheme = first.scheme
         self.in_channels = int(first.hparams.in_channels)
         self.threshold = float(threshold if threshold is not None else first.hparams.threshold)

@@ -27,7 +27,12 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from monai.inferers import sliding_window_inference
 
-__all__ = ["member_probabilities", "mirror_axes", "sliding_window_logits", "sliding_window_probabilities"]
+from brainsegfounder.utils.errors import ConfigError
+
+#: Swin UNETR halves the grid five times: every side of a window must be a multiple of 2**5.
+WINDOW_MULTIPLE = 32
+
+__all__ = ["check_window", "member_probabilities", "mirror_axes", "sliding_window_logits", "sliding_window_probabilities"]
 
 
 def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
@@ -35,6 +40,27 @@ def mirror_axes(tta: bool) -> list[tuple[int, ...]]:
     if not tta:
         return [()]
     return [()] + [axes for n in (1, 2, 3) for axes in itertools.combinations((2, 3, 4), n)]
+
+
+def check_window(roi_sizes: Sequence[Sequence[int]], overlaps: Sequence[float]) -> None:
+    """Refuse, in one line, a window Swin UNETR cannot run or an overlap MONAI cannot tile with.
+
+    >>> check_window([(64, 64, 64)], [0.5])
+    >>> check_window([(50, 64, 64)], [0.5])
+    Traceback (most recent call last):
+    ...
+    brainsegfounder.utils.errors.ConfigError: --roi_size 50x64x64: every side must be a multiple of 32 (Swin UNETR halves the grid 5 times); try 64 or 96, or leave it out to use the checkpoint's training patch size.
+    """
+    for size in roi_sizes:
+        if any(int(s) <= 0 or int(s) % WINDOW_MULTIPLE for s in size):
+            up = max(WINDOW_MULTIPLE, -(-max(int(s) for s in size) // WINDOW_MULTIPLE) * WINDOW_MULTIPLE)
+            raise ConfigError(f"--roi_size {'x'.join(str(int(s)) for s in size)}: every side must be a multiple of "
+                              f"{WINDOW_MULTIPLE} (Swin UNETR halves the grid 5 times); try {up} or "
+                              f"{up + WINDOW_MULTIPLE}, or leave it out to use the checkpoint's training patch size.")
+    for overlap in overlaps:
+        if not 0 <= float(overlap) < 1:
+            raise ConfigError(f"--overlap {overlap}: the fraction of a window shared with its neighbour must be "
+                              "at least 0 and below 1 (0.5 is the default, 0.25 is faster).")
 
 
 def sliding_window_logits(x: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor], roi_size: Sequence[int],
