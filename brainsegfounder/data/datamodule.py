@@ -281,6 +281,7 @@ class SegmentationDataModule(CasesDataModule):
         train_ids, val_ids = train_val_ids(self.folds, self.fold)
         test_ids = held_out_ids(self.folds, self.test_fold)
         train_ids = [s for s in train_ids if s not in set(test_ids)]
+        self._check_split_sizes(train_ids, val_ids, len(cases))
         if self.train_fraction < 1 or self.train_count is not None:
             train_ids = label_subset(train_ids, self.train_fraction, self.split_seed, self.train_count)
         by_id = {c.subject_id: c for c in cases}
@@ -295,6 +296,21 @@ class SegmentationDataModule(CasesDataModule):
             validate_cases(self.train_cases + self.val_cases + self.test_cases, self.scheme.label_values,
                            read_data=self.validate == "full")
         self._save_split(train_ids, val_ids, test_ids)
+
+    def _check_split_sizes(self, train_ids: list[str], val_ids: list[str], n_cases: int) -> None:
+        """One line when the folds leave no training or no validation subject (TorchIO would stop at
+        the first batch with "Subjects list is empty")."""
+        held = f"fold {self.fold} validates" + (f" and fold {self.test_fold} is the test set"
+                                                 if self.test_fold is not None else "")
+        if not train_ids:
+            need = 3 if self.test_fold is not None else 2
+            raise DataError(f"no training subject is left: {n_cases} subject(s) in {len(self.folds)} fold(s), "
+                            f"{held}. Use data.n_folds {need} or more" + (", or no data.test_fold"
+                                                                           if self.test_fold is not None else "")
+                            + ".")
+        if not val_ids:
+            raise DataError(f"fold {self.fold} holds no subject ({n_cases} subject(s) in {len(self.folds)} folds): "
+                            "use fewer data.n_folds, or another data.fold.")
 
     def _save_split(self, train_ids: list[str], val_ids: list[str], test_ids: list[str]) -> None:
         trainer = getattr(self, "trainer", None)

@@ -26,6 +26,14 @@ __all__ = ["validate_case", "validate_cases"]
 MAX_REPORTED = 20
 
 
+class NotOneVolume(ValueError):
+    """A readable image that is not one 3-D volume (a 4-D series, a 2-D slice)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__(f"expected a 3-D volume, got shape {shape}")
+        self.shape = shape
+
+
 def _load(path: Path, read_data: bool, whole_stream: bool = False) -> tuple[tuple[int, ...], np.ndarray, np.ndarray | None]:
     if whole_stream and read_data and str(path).lower().endswith(".gz"):
         # nibabel stops reading after the last voxel, before the gzip trailer, so a corrupted stream
@@ -44,7 +52,7 @@ def _load(path: Path, read_data: bool, whole_stream: bool = False) -> tuple[tupl
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise ValueError(f"expected a 3-D volume, got shape {shape}")
+        raise NotOneVolume(shape)
     data = np.asanyarray(image.dataobj) if read_data else None
     return shape, image.affine, data
 
@@ -84,6 +92,12 @@ def validate_case(
             continue
         try:
             shape, affine, data = _load(path, read_data=read_data, whole_stream=whole_stream)
+        except NotOneVolume as err:
+            kind = (f"{err.shape[3]} volumes of shape {err.shape[:3]} (a 4-D series)" if len(err.shape) == 4
+                    else f"an image of shape {err.shape}")
+            problems.append(f"subject {sid}: {name} file {path} holds {kind}; one 3-D volume per modality file is "
+                            "expected. Keep the volume you mean in its own file (e.g. fslroi or nibabel's slicer).")
+            continue
         except Exception as err:  # nibabel, gzip and zlib raise many kinds for broken files
             problems.append(f"subject {sid}: {name} file {path} cannot be read ({type(err).__name__}: {err}). "
                             "It may be truncated, corrupt or not NIfTI: download or convert it again.")
@@ -95,7 +109,7 @@ def validate_case(
             if shape != ref_shape:
                 problems.append(f"subject {sid}: {name} file {path} has shape {shape} but {ref_name} "
                                 f"({ref_path.name}) has {ref_shape}. Resample the modalities to one grid "
-                                "(co-register them) before training.")
+                                "(co-register them) first.")
             elif not np.allclose(affine, ref_affine, atol=affine_tolerance):
                 problems.append(f"subject {sid}: {name} file {path} has another affine (position or orientation) "
                                 f"than {ref_name} ({ref_path.name}); largest difference "
@@ -129,7 +143,8 @@ def _intensity_problems(sid: str, name: str, path: Path, data: np.ndarray, allow
     bad = int(finite.size - np.count_nonzero(finite))
     if bad and not allow_non_finite:
         problems.append(f"subject {sid}: {name} file {path} holds {bad} NaN/Inf voxel(s) of {data.size}. Fix the "
-                        "export, or let them be replaced by 0 explicitly (predict --non_finite zero).")
+                        "export: training needs finite voxels (predict can replace them by 0 when asked: "
+                        "--non_finite zero).")
     values = data[finite] if bad else data
     if not allow_constant and (values.size == 0 or values.min() == values.max()):
         value = float(values.flat[0]) if values.size else float("nan")

@@ -22,7 +22,9 @@ Example:
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,24 +78,56 @@ def safe_load(path: str | Path, what: str = "checkpoint", map_location: Any = "c
     if not path.is_file():
         raise WeightsError(f"{what} {path} does not exist. Check the path.")
     try:
-        with torch.serialization.safe_globals(ALLOWED_NUMPY_GLOBALS):
+        with torch.serialization.safe_globals(ALLOWED_NUMPY_GLOBALS), warnings.catch_warnings():
+            # torch warns about raw pickles of protocol > 2 before refusing them; we say why below.
+            warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint")
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         text = str(err)
-        for pattern in _REFUSED:
-            found = pattern.search(text)
-            if found:
-                raise WeightsError(
-                    f"{what} {path} contains code references that are not allowed: {found[1]}; it was not "
-                    "run. Only tensors, numbers and plain containers are read from weights files, because "
-                    "unpickling anything else can run code. Use a checkpoint written by this package or a "
-                    "plain state dict (torch.save({'state_dict': model.state_dict()}, 'weights.pt'))."
-                ) from None
+        names = [found[1] for pattern in _REFUSED if (found := pattern.search(text))]
+        # torch's weights-only reader stops at the first opcode it lacks (protocol 4's FRAME) before
+        # it reaches any code reference: the opcodes are then listed (never run) to say what it holds.
+        raw = _pickled_globals(path) if not names and "Unsupported operand" in text else None
+        names = names or raw or []
+        if names:
+            raise WeightsError(
+                f"{what} {path} contains code references that are not allowed: {', '.join(names[:3])}; it was not "
+                "run. Only tensors, numbers and plain containers are read from weights files, because "
+                "unpickling anything else can run code. Use a checkpoint written by this package or a "
+                "plain state dict (torch.save({'state_dict': model.state_dict()}, 'weights.pt'))."
+            ) from None
+        if raw is not None:
+            raise WeightsError(f"{what} {path} is a plain pickle file, not a torch checkpoint; save the weights "
+                               "with torch.save({'state_dict': model.state_dict()}, 'weights.pt').") from None
         raise WeightsError(f"{what} {path} is corrupt or not a torch checkpoint ({_first_line(text)}). "
                            "Copy or download it again.") from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as err:
         raise WeightsError(f"{what} {path} is corrupt or truncated ({type(err).__name__}: {_first_line(str(err))}). "
                            "Copy or download it again, or pick another checkpoint.") from None
+
+
+def _pickled_globals(path: Path) -> list[str] | None:
+    """``module.name`` of every global a raw pickle file references, read from its opcodes.
+
+    :func:`pickletools.genops` only parses the byte stream; nothing is imported or called. A
+    stream that is no complete pickle (a torch zip file, text, a truncated file) gives ``None``.
+    """
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as handle:
+            for opcode, arg, _ in pickletools.genops(handle):
+                if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
+                    strings.append(str(arg))
+                elif opcode.name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                if opcode.name == "STOP":
+                    return list(dict.fromkeys(found))
+    except Exception:  # noqa: BLE001 - any parse failure means "not a pickle we can describe"
+        return None
+    return None  # no STOP: truncated
 
 
 def _first_line(text: str) -> str:
