@@ -267,8 +267,17 @@ def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:
     # The seam for networks trained to accept missing modalities: they will take a constant
     # (all-zero) image as "missing" and set this from the checkpoint; today every modality is needed.
     allow_constant = bool(getattr(predictor, "accepts_missing_modalities", False))
+    notes: list[str] = []
     counts = validate_cases(cases, read_data=True, allow_non_finite=non_finite == "zero",
-                            allow_constant=allow_constant, whole_stream=True)
+                            allow_constant=allow_constant, whole_stream=True, background_notes=notes)
+    from rich.markup import escape
+
+    by_subject: dict[str, list[str]] = {}
+    for note in sorted(notes):
+        by_subject.setdefault(note.split(":", 1)[0], []).append(note)
+    for same in by_subject.values():  # one line per subject: its first file, and how many more alike
+        more = f" ({len(same) - 1} more of its files alike)" if len(same) > 1 else ""
+        console.print(f"[yellow]note:[/] {escape(same[0])}{more}", highlight=False, soft_wrap=True)
     if non_finite != "zero":
         return {}
     for sid, count in counts.items():

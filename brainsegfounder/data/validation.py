@@ -66,6 +66,7 @@ def validate_case(
     allow_constant: bool = False,
     whole_stream: bool = False,
     non_finite_counts: dict[str, int] | None = None,
+    background_notes: list[str] | None = None,
 ) -> list[str]:
     """Problems of one case, each a sentence naming the subject and the file (empty if none).
 
@@ -80,6 +81,8 @@ def validate_case(
             model trained to accept missing ones).
         whole_stream: read each ``.nii.gz`` to its end so that the gzip CRC is checked (predict).
         non_finite_counts: if given, receives ``{subject_id: NaN/Inf voxels over its images}``.
+        background_notes: if given, receives one sentence per image whose background is not the
+            0 the model was trained on (:func:`background_note`).
     """
     problems: list[str] = []
     sid = case.subject_id
@@ -119,6 +122,9 @@ def validate_case(
             problems += found
             if non_finite_counts is not None:
                 non_finite_counts[sid] = non_finite_counts.get(sid, 0) + bad
+            note = background_note(sid, name, path, data) if background_notes is not None else None
+            if note:
+                background_notes.append(note)
         if name == "label" and data is not None and label_values is not None:
             values = np.unique(data)
             if not np.all(np.equal(np.mod(values, 1), 0)):
@@ -131,6 +137,27 @@ def validate_case(
                                     f"(allowed: {sorted(label_values)}). Check the label convention "
                                     "(data.regions) or fix the file.")
     return problems
+
+
+def background_note(sid: str, name: str, path: Path, data: np.ndarray) -> str | None:
+    """One sentence when an image's background is not the 0 of skull-stripped training images.
+
+    A constant non-zero background is set to 0 by predict (:mod:`brainsegfounder.data.conform`);
+    an image with (almost) no voxel at 0 does not look skull-stripped, which nothing here fixes.
+    """
+    from brainsegfounder.data.conform import MIN_ZERO_FRACTION, border_constant, zero_fraction
+
+    value = border_constant(data)
+    if value is not None:
+        return (f"subject {sid}: {name} file {path} has a constant background of {value:g}, not 0: "
+                "subtracted from the image before normalising (an intensity offset), so the background is 0 "
+                "as in the skull-stripped images the model was trained on.")
+    share = zero_fraction(data)
+    if share < MIN_ZERO_FRACTION:
+        return (f"subject {sid}: {name} file {path} does not look skull-stripped: {100 * share:.1f}% of its voxels "
+                "are 0 (prepared BraTS images: about 80%). The model was trained on skull-stripped images; "
+                "check its labels, or skull-strip first (e.g. HD-BET).")
+    return None
 
 
 def _intensity_problems(sid: str, name: str, path: Path, data: np.ndarray, allow_non_finite: bool,
@@ -162,6 +189,7 @@ def validate_cases(
     allow_non_finite: bool = False,
     allow_constant: bool = False,
     whole_stream: bool = False,
+    background_notes: list[str] | None = None,
 ) -> dict[str, int]:
     """Validate every case; raise one :class:`DataError` listing all problems found.
 
@@ -177,7 +205,7 @@ def validate_cases(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for found in pool.map(lambda c: validate_case(c, label_values, affine_tolerance, read_data,
                                                       allow_non_finite, allow_constant, whole_stream,
-                                                      counts), cases):
+                                                      counts, background_notes), cases):
             problems.extend(found)
     if problems:
         shown = problems[:MAX_REPORTED]

@@ -36,11 +36,17 @@ import torch
 import torchio as tio
 
 from brainsegfounder.checkpoints import modalities_of, refuse_non_finite
+from brainsegfounder.data.conform import CropToForeground, ZeroConstantBackground
 from brainsegfounder.data.datamodule import as_triple
 from brainsegfounder.data.layouts import CaseFiles
 from brainsegfounder.data.modality_dropout import missing_channels_tensor, parse_modalities
 from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.data.transforms import PreprocessingRecord, ReplaceNonFinite, preprocessing
+from brainsegfounder.data.transforms import (
+    PadToMinimumShape,
+    PreprocessingRecord,
+    ReplaceNonFinite,
+    preprocessing,
+)
 from brainsegfounder.inference.calibration import apply_temperature
 from brainsegfounder.inference.uncertainty import (
     combined_entropy,
@@ -167,8 +173,11 @@ class Predictor:
         modalities: modality names in channel order, if the checkpoints do not record them; for
             checkpoints that do, a subset of theirs forces the others missing (a robustness study).
         sources: where the checkpoints came from (for messages).
-        bbox: run the sliding window over the brain's bounding box only, on the full volume's
-            window grid: the same probabilities inside the brain, background outside.
+        bbox: crop to the non-zero voxels of all modalities (plus 2 voxels) before normalising,
+            and run the sliding window there only: the window grid is anchored to the brain (as
+            nnU-Net crops to the non-zero region), so empty space around the head changes
+            nothing; background outside. ``False``: MONAI's grid over the whole volume (what
+            validation during training and the exported MONAI Bundle run).
         fast: the brain's own box and overlap 0.25 (unless ``overlap`` is given): faster, not
             identical (docs/export.md states the measured difference).
         engine: ``torch``, or ``onnxruntime`` (the network exported once to ONNX and run by ONNX
@@ -275,13 +284,24 @@ class Predictor:
 
     # -- the pieces of one prediction ------------------------------------------------------------
     def transform(self) -> tio.Compose:
-        """The deterministic preprocessing of training; ``copy=False`` as the loaded subject is ours."""
+        """The deterministic preprocessing of training; ``copy=False`` as the loaded subject is ours.
+
+        Before it: a constant non-zero background is set to 0 (:mod:`brainsegfounder.data.conform`);
+        with the brain box (the default), every image is cropped to the non-zero voxels of all
+        modalities before padding and normalisation, so the window grid is anchored to the brain
+        and padding the input with empty space does not change the label map.
+        """
         largest = tuple(max(s[i] for s in self.roi_sizes) for i in range(3))
         if self.record:
             steps = self.record.transforms(largest, self.replace_non_finite)
         else:
             steps = [ReplaceNonFinite()] if self.replace_non_finite else []
             steps += preprocessing(largest)
+        if self.bbox:
+            at = next(i for i, t in enumerate(steps) if isinstance(t, (PadToMinimumShape, tio.ZNormalization)))
+            steps.insert(at, CropToForeground())
+        first = 1 if self.replace_non_finite else 0  # after NaN -> 0, so a NaN border is no "value"
+        steps.insert(first, ZeroConstantBackground())
         return tio.Compose(steps, copy=False)
 
     def probabilities(self, x: torch.Tensor, variance: bool = False):
