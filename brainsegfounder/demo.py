@@ -95,15 +95,17 @@ def next_steps(cli, data: Path, ukb_data: Path | None, runs: list[tuple[str, str
     written = [("BraTS data", str(data))] + ([("UK Biobank data", str(ukb_data))] if ukb_data else [])
     written += [*runs, ("fine-tuning run", str(run_dir)), ("split (train/val/test)", str(run_dir / "split.json")),
                 ("best checkpoint", best), ("last checkpoint", callback.last_model_path)]
-    cases = [str(c.folder or Path(next(iter(c.images.values()))).parent) for c in cli.datamodule.test_cases
-             or cli.datamodule.val_cases]
+    held_out = cli.datamodule.test_cases or cli.datamodule.val_cases
+    cases = [str(c.folder or Path(next(iter(c.images.values()))).parent) for c in held_out]
+    # evaluate counts every reference under --ref; --subjects limits it to the cases predicted.
+    subjects = ",".join(c.subject_id for c in held_out)
     predictions = run_dir / "test_predictions"
     commands = [
         ("segment the test cases with the best checkpoint",
          f"python -m brainsegfounder.predict --ckpt {best} --input {' '.join(cases)} --output {predictions}"),
         ("score them against their labels",
          f"python -m brainsegfounder.evaluate --pred {predictions} --ref {data} --task brats2021 "
-         f"--out {predictions / 'metrics.csv'}"),
+         f"--subjects '[{subjects}]' --out {predictions / 'metrics.csv'}"),
         ("an HTML report of them",
          f"python -m brainsegfounder.report --predictions {predictions} --inputs {data} "
          f"--metrics {predictions / 'metrics.csv'}"),

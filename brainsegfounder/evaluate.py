@@ -22,10 +22,18 @@ a flat folder of ``<case_id>.nii.gz`` files:
   -> ``sub-r001s001`` (the subject: ATLAS v2.0 has one session per subject; two masks of one
   subject are refused rather than silently merged).
 
+Every reference case counts: one with no prediction is scored as the rule set scores a missing
+case (BraTS: Dice 0 and HD95 the penalty; :func:`brainsegfounder.evaluation.rules.score_missing`),
+marked ``missing_prediction`` 1 in the CSV and named on screen and in the summary ("scored 3 of 3
+cases, 1 missing prediction counted as failure"); ``--missing error`` refuses instead. To score part
+of a data set root (a held-out fold), name its cases with ``--subjects``. A prediction with no
+reference is named and not scored.
+
 Writes one CSV row per case (columns per metric and region), a JSON summary beside it
-(``<out stem>_summary.json``: mean, std, median per column and the number of cases), prints a
-summary table, and with ``--png DIR`` one overlay picture per case. Existing files are never
-replaced unless ``--overwrite``. Label values the scheme does not know are refused, naming the file.
+(``<out stem>_summary.json``: mean, std, median per column, the number of cases and which had no
+prediction), prints a summary table, and with ``--png DIR`` one overlay picture per predicted case.
+Existing files are never replaced unless ``--overwrite``. Label values the scheme does not know are
+refused, naming the file.
 
 From Python:
 
@@ -47,8 +55,8 @@ from brainsegfounder.evaluation.pairing import (
     case_id_from_reference,
     find_predictions,
     find_references,
+    match_cases,
     pair_cases,
-    pair_with_unscored,
 )
 from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, DataError
 
@@ -181,11 +189,15 @@ def _overlay(case_id: str, pred, ref, ref_path: Path, scheme, row: dict[str, flo
 # Summaries and the command
 
 
+#: CSV column that marks a reference case scored without a prediction (1), not a metric.
+MISSING_COLUMN = "missing_prediction"
+
+
 def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     """Mean, standard deviation (sample, ddof=1; 0 for one case) and median of every metric column."""
     import numpy as np
 
-    columns = [c for c in rows[0] if c != "case_id"]
+    columns = [c for c in rows[0] if c not in ("case_id", MISSING_COLUMN)]
     summary = {}
     for column in columns:
         values = np.asarray([row[column] for row in rows], np.float64)
@@ -242,6 +254,8 @@ def evaluate(
     rules: str | None = None,
     probabilities: Path | None = None,
     report: Path | None = None,
+    missing: str = "fail",
+    subjects: list[str] | None = None,
 ) -> dict:
     """Score predictions against references with a label scheme and a challenge's rule set.
 
@@ -255,7 +269,7 @@ def evaluate(
         out: CSV file to write, one row per case; the summary goes to <out stem>_summary.json.
         png: folder for one overlay picture per case (<case_id>.png); none if not given.
         overwrite: replace existing output files (--overwrite, or --overwrite true).
-        strict: refuse references that have no prediction (default: score only predicted cases).
+        strict: the same as --missing error (kept for older scripts).
         scheme: what the labels mean, instead of --task: brats2021, brats2023, brats2024, lesion,
             or a YAML/JSON file {region: [label values], ...} for your own labels.
         rules: how to score: brats2021, brats2023, brats2024, atlas or plain (per region Dice,
@@ -266,6 +280,11 @@ def evaluate(
             layout's background image beside the reference, else the whole image).
         report: also write this offline HTML report (brainsegfounder.report): the case table with
             these metrics, per-case viewers over the reference's background, provenance.
+        missing: a reference case with no prediction: fail (the challenge rule, the default: scored
+            as a failure, the rule set's worst value: BraTS Dice 0 and HD95 the penalty, and named)
+            or error (refuse, listing them).
+        subjects: score only these reference cases (e.g. the held-out fold of a data set root:
+            --subjects '[BraTS2021_00003,BraTS2021_00007]'); default: every reference under --ref.
 
     Returns:
         The summary written to the JSON file.
@@ -273,46 +292,73 @@ def evaluate(
     from rich.console import Console
     from rich.progress import track
 
-    from brainsegfounder.evaluation.rules import UNITS, resolve
+    from brainsegfounder.evaluation.rules import UNITS, missing_rule, resolve, score_missing
     from brainsegfounder.evaluation.rules import score_case as score
 
     if out is None:
         raise ConfigError("--out is required: the CSV file to write (e.g. --out runs/metrics.csv).")
+    if missing not in ("fail", "error"):
+        raise ConfigError(f"--missing {missing!r}: choose fail (a reference with no prediction scores as a "
+                          "failure, the challenge rule; the default) or error (refuse).")
+    missing = "error" if strict else missing
     label_scheme, rule_set = resolve(task, scheme, rules)
     out = Path(out)
     summary_path = out.with_name(out.stem + "_summary.json")
-    pairs, unscored = pair_with_unscored(pred, ref, strict)
+    pairs, absent, orphans = match_cases(pred, ref, subjects)
+    if absent and missing == "error":
+        raise DataError(f"{len(absent)} reference case(s) under {ref} have no prediction in {pred}: "
+                        f"{_names([case for case, _ in absent])}. Predict them, or leave out --missing error "
+                        "to score them as failures (the challenge rule); --subjects scores part of a data set.")
     if not overwrite:
         pngs = [Path(png) / f"{case}.png" for case, _, _ in pairs] if png is not None else []
         _refuse_overwrite([out, summary_path, *pngs])
 
     console = Console(stderr=True)
+    if orphans:
+        console.print(f"{len(orphans)} prediction(s) have no reference under {ref} and were not scored: "
+                      f"{_names([case for case, _ in orphans])}", soft_wrap=True, highlight=False)
+    jobs = [(case, pred_path, ref_path) for case, pred_path, ref_path in pairs]
+    jobs += [(case, None, ref_path) for case, ref_path in absent]
     rows = []
-    for case_id, pred_path, ref_path in track(pairs, description="scoring", console=console, transient=True):
+    for case_id, pred_path, ref_path in track(sorted(jobs, key=lambda job: job[0]), description="scoring",
+                                              console=console, transient=True):
+        if pred_path is None:  # no prediction: the rule set's worst score, as the challenges count it
+            image, ref_data = _load(ref_path)
+            ref_labels = _labels(ref_data, ref_path, label_scheme, task)
+            row = score_missing(ref_labels, label_scheme, rule_set, tuple(float(z) for z in image.header.get_zooms()[:3]))
+            if probabilities is not None:
+                row.update({f"{kind}_{name}": 1.0 for name in label_scheme.names for kind in ("ece", "brier")})
+            rows.append({"case_id": case_id, MISSING_COLUMN: 1, **row})
+            continue
         pred_labels, ref_labels, spacing = _load_case(case_id, pred_path, ref_path, label_scheme, task)
         row = score(pred_labels, ref_labels, label_scheme, rule_set, spacing)
         if probabilities is not None:
             row.update(_calibration(case_id, Path(probabilities), ref_labels, ref_path, label_scheme))
-        rows.append({"case_id": case_id, **row})
+        rows.append({"case_id": case_id, MISSING_COLUMN: 0, **row})
         if png is not None:
             _overlay(case_id, pred_labels, ref_labels, ref_path, label_scheme, row, spacing,
                      Path(png) / f"{case_id}.png")
 
+    counted = (f"{len(absent)} missing prediction(s) counted as failure ({missing_rule(rule_set)})"
+               if absent else "every case predicted")
     summary = {
         "task": task,
         "scheme": label_scheme.name,
         "rules": rule_set,
         "regions": {name: list(values) for name, values in label_scheme.evaluated_regions},
         "n_cases": len(rows),
-        "n_references_without_prediction": len(unscored),
+        "n_predicted": len(pairs),
+        "n_references_without_prediction": len(absent),
+        "missing_predictions": [case for case, _ in absent],
+        "missing_prediction_scored_as": missing_rule(rule_set) if absent else None,
+        "predictions_without_reference": [case for case, _ in orphans],
         "units": {key: unit for key, unit in UNITS.items() if any(key in column for column in rows[0])},
         "metrics": summarise(rows),
     }
     _write(out, summary_path, rows, summary)
-    _print_table(summary, f"{task or label_scheme.name} ({rule_set} rules): {len(rows)} case(s)")
-    if unscored:
-        console.print(f"{len(unscored)} reference(s) have no prediction and were not scored "
-                      "(--strict refuses this).")
+    _print_table(summary, f"{task or label_scheme.name} ({rule_set} rules): {len(rows)} case(s), {counted}")
+    console.print(f"scored {len(rows)} of {len(rows)} cases, {counted}"
+                  + (f": {_names([case for case, _ in absent])}" if absent else ""), soft_wrap=True, highlight=False)
     console.print(f"wrote {out} and {summary_path}" + (f" and overlays in {png}" if png is not None else ""))
     if report is not None:
         from brainsegfounder.report import write_report
@@ -320,6 +366,10 @@ def evaluate(
         written = write_report(pred, out=report, inputs=ref, metrics=out, scheme=label_scheme, overlays=png)
         console.print(f"wrote the report {written.get('report', report)}")
     return summary
+
+
+def _names(cases: list[str], shown: int = 10) -> str:
+    return ", ".join(cases[:shown]) + (f" and {len(cases) - shown} more" if len(cases) > shown else "")
 
 
 def main(argv: list[str] | None = None) -> int:

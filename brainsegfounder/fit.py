@@ -53,6 +53,7 @@ from brainsegfounder.training.callbacks import ConfigToLoggers, RunIdentity
 from brainsegfounder.training.checkpointing import (
     AtomicCheckpointIO,
     CheckpointError,
+    checkpoint_step,
     find_readable_last_checkpoint,
     wandb_run_id_of,
 )
@@ -130,7 +131,8 @@ class BrainSegFounderCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--ckpt_path", type=str | None, default=None,
                             help="checkpoint to resume from, or 'last': the newest last.ckpt (or SLURM "
-                                 "hpc_ckpt) of this config's run folders; 'last' with none starts afresh")
+                                 "hpc_ckpt) of this config's run folders, else the newest readable checkpoint "
+                                 "beside it (said which); 'last' with none starts afresh")
         parser.add_argument("--quiet", type=bool, default=False,
                             help="no progress bar, no model summary, no Lightning info lines (batch logs)")
         for target, compute in DATA_TO_MODEL.items():
@@ -177,13 +179,17 @@ class BrainSegFounderCLI(LightningCLI):
         read by safe_load before anything is built, so a refused or corrupt one is one line, not a traceback."""
         if ckpt_path == "last":
             found, skipped = find_readable_last_checkpoint(folders, hpc_folder=root)
-            for path, why in skipped:
-                _console.print(f"[yellow]--ckpt_path last:[/] skipped {path}: {why}", highlight=False, soft_wrap=True)
+            reasons = "; ".join(f"skipped {path} ({why.rstrip('.')})" for path, why in skipped)
+            if found is None and skipped:
+                raise CheckpointError(f"--ckpt_path last: no checkpoint of this run can be read: {reasons}. Give "
+                                      "--ckpt_path FILE of a good copy, or start a new run without --ckpt_path.")
             if found is None:
-                _console.print(f"[yellow]--ckpt_path last:[/] no readable last.ckpt under "
+                _console.print(f"[yellow]--ckpt_path last:[/] no last.ckpt under "
                                f"{', '.join(map(str, folders))}; starting a new run.", highlight=False, soft_wrap=True)
-            elif skipped:
-                _console.print(f"[yellow]--ckpt_path last:[/] resuming from {found}", highlight=False, soft_wrap=True)
+            elif skipped:  # one line: which file, from which step, and why not the newer ones
+                _console.print(f"[yellow]--ckpt_path last:[/] resuming from {found} (step {checkpoint_step(found)}), "
+                               f"the newest readable checkpoint of the run; {reasons}", highlight=False,
+                               soft_wrap=True)
             return str(found) if found else None
         if ckpt_path and not Path(ckpt_path).is_file():
             raise CheckpointError(f"--ckpt_path {ckpt_path} does not exist. Give an existing .ckpt file, "

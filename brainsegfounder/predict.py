@@ -40,8 +40,11 @@ the command. From Python, see :mod:`brainsegfounder.inference.predictor`, or:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -162,8 +165,10 @@ def predict(
     columns += ["quality", "flag"] if uncertainty else []
     cutoff = flag_threshold if flag_threshold is not None else predictor.flag_threshold
     volumes_path = output / writers.VOLUMES_FILE
-    partial_dir = output / writers.PARTIAL_FOLDER
-    volumes = writers.read_volumes(volumes_path, columns, overwrite)
+    # This run's own temporary folder: other predicts into the same --output use their own.
+    partial_root = output / writers.PARTIAL_FOLDER
+    partial_dir = partial_root / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    writers.read_volumes(volumes_path, columns, overwrite)  # refuses another task's table before any work
     record = writers.OutputRecord(output)
 
     def targets(case_id: str) -> list[Path]:
@@ -182,6 +187,7 @@ def predict(
     todo = [c for c in cases if overwrite or not all(p.exists() for p in targets(c.subject_id))]
     skipped = [c for c in cases if c not in todo]
     columns_progress = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    volumes: dict[str, dict] = {}
     try:
         if probabilities:
             (output / writers.PROBABILITY_FOLDER).mkdir(exist_ok=True)
@@ -197,42 +203,50 @@ def predict(
                 if result.missing:
                     console.print(f"{escape(sid)}: predicted without {', '.join(result.missing)} (given as "
                                   "missing to a model trained with modality dropout)", soft_wrap=True)
-                for path in paths:
-                    if path.exists() and not overwrite:
-                        continue  # a file of an earlier run (vouched for by the record): kept
-                    if path == label_path:
-                        writers.write_label(result, path, partial_dir)
-                    elif path.suffix == ".png":
-                        from brainsegfounder.report.overlays import write_overlay
+                staged = writers.StagedFiles(partial_dir)
+                try:
+                    for path in paths:
+                        if path.suffix == ".png" or (path.exists() and not overwrite):
+                            continue  # pictures after the commit; a file of an earlier run (vouched for): kept
+                        if path == label_path:
+                            writers.write_label(result, path, staged)
+                        elif path.parent.name == writers.UNCERTAINTY_FOLDER:
+                            writers.write_uncertainty(result, path.parent, staged)
+                        else:
+                            writers.write_probabilities(result, path, staged)
+                    row = writers.region_volumes(result.label, predictor.scheme, result.spacing)
+                    if non_finite == "zero":
+                        row["non_finite_voxels"] = non_finite_counts.get(sid, 0)
+                    if "missing_modalities" in columns:
+                        row["missing_modalities"] = "+".join(missing[sid])
+                    if uncertainty:
+                        flagged = "" if cutoff is None else int(result.quality > cutoff)
+                        row.update(quality=float(result.quality), flag=flagged)
+                    # Files, record entries and the volumes row go in together, merged with what other
+                    # runs into this folder wrote meanwhile (one writer at a time: writers.output_lock).
+                    volumes = writers.commit_case(output, staged, sid, digests[sid], row, columns, overwrite)
+                finally:
+                    staged.discard()
+                png_path = png_dir / f"{sid}.png" if png_dir is not None else None
+                if png_path is not None and (overwrite or not png_path.exists()):
+                    from brainsegfounder.report.overlays import write_overlay
 
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        write_overlay(result, predictor.scheme, path)  # matplotlib only here
-                    elif path.parent.name == writers.UNCERTAINTY_FOLDER:
-                        writers.write_uncertainty(result, path.parent, partial_dir)
-                    else:
-                        writers.write_probabilities(result, path, partial_dir)
-                    record.add(path, sid, digests[sid])
-                volumes[sid] = writers.region_volumes(result.label, predictor.scheme, result.spacing)
-                if non_finite == "zero":
-                    volumes[sid]["non_finite_voxels"] = non_finite_counts.get(sid, 0)
-                volumes[sid]["missing_modalities"] = "+".join(missing[sid])
-                if uncertainty:
-                    flagged = "" if cutoff is None else int(result.quality > cutoff)
-                    volumes[sid].update(quality=float(result.quality), flag=flagged)
-                # Rewritten after every case, so an interrupted run leaves a consistent table behind.
-                record.save(partial_dir)
-                writers.write_volumes(volumes_path, volumes, columns, partial_dir)
+                    png_path.parent.mkdir(parents=True, exist_ok=True)
+                    write_overlay(result, predictor.scheme, png_path)  # matplotlib only here
                 progress.advance(task)
-        for case in skipped:
-            if case.subject_id not in volumes:
-                volumes[case.subject_id] = writers.volumes_from_file(output / f"{case.subject_id}.nii.gz",
-                                                                     predictor.scheme)
-        writers.write_volumes(volumes_path, volumes, columns, partial_dir)
+        with writers.output_lock(output):
+            volumes = writers.read_volumes(volumes_path, columns, overwrite)
+            unlisted = [c.subject_id for c in skipped if c.subject_id not in volumes]
+            for sid in unlisted:  # predicted by a run that stopped before its table was written
+                volumes[sid] = writers.volumes_from_file(output / f"{sid}.nii.gz", predictor.scheme)
+            if unlisted or not volumes_path.exists():
+                writers.write_volumes(volumes_path, volumes, columns, partial_dir)
     except OSError as err:  # a folder that could not be made (the file writes say their own)
-        raise DataError(f"cannot write into {output}: {err.strerror or err}. Free space or choose another "
-                        "--output; finished cases are kept.") from None
+        raise writers.write_error(output, err) from None
     finally:
         shutil.rmtree(partial_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            partial_root.rmdir()  # only when empty: another run into this folder may be using it
 
     if skipped:
         console.print(f"skipped {len(skipped)} case(s) already predicted in {output} "

@@ -54,6 +54,8 @@ def test_best_checkpoint_is_scored_on_a_test_fold_used_for_neither_and_the_panel
     assert any(what == "best checkpoint" for what, _ in written)
     predict = next(line for _, line in commands if "brainsegfounder.predict" in line)
     assert all(str(brats2021_root / s) in predict for s in split["test"])  # the test cases, not the validation ones
+    evaluate = next(line for _, line in commands if "brainsegfounder.evaluate" in line)
+    assert f"--subjects '[{','.join(split['test'])}]'" in evaluate  # scores the predicted cases, every one of them
     console = Console(width=70, record=True)
     console.print(outputs_panel(written, commands))
     assert "python -m brainsegfounder.report --predictions" in console.export_text()

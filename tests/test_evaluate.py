@@ -146,18 +146,22 @@ def test_atlas_bids_layout_and_flat_reference_folder_agree(tmp_path):
     assert float(row["lesion_f1"]) == pytest.approx(metrics.lesion_f1(pred, ref))
 
 
-def test_unpaired_prediction_is_refused_with_its_name(tmp_path, capsys):
+def test_unpaired_prediction_is_named_and_not_scored(tmp_path, capsys):
     refs, preds = tmp_path / "refs", tmp_path / "preds"
     write(refs / "case_a.nii.gz", tumour())
     write(refs / "case_b.nii.gz", tumour())
     write(preds / "case_a.nii.gz", tumour())
     write(preds / "case_z.nii.gz", tumour())
     with pytest.raises(DataError, match="case_z.nii.gz"):
-        pair_cases(preds, refs)
+        pair_cases(preds, refs)  # the pairing function stays strict
     code = main(["--pred", str(preds), "--ref", str(refs), "--task", "brats2021", "--out", str(tmp_path / "m.csv")])
-    err = capsys.readouterr().err
-    assert code == 2 and "case_z.nii.gz" in err and "Traceback" not in err
-    assert not (tmp_path / "m.csv").exists()
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0 and "have no reference" in err and "not scored: case_z" in err and "Traceback" not in err
+    assert sorted(read_csv(tmp_path / "m.csv")) == ["case_a", "case_b"]  # case_b: missing, scored as a failure
+    # When no prediction has a reference (the wrong --ref), nothing is scored.
+    (preds / "case_a.nii.gz").unlink()
+    code = main(["--pred", str(preds), "--ref", str(refs), "--task", "brats2021", "--out", str(tmp_path / "n.csv")])
+    assert code == 2 and "case_z.nii.gz" in capsys.readouterr().err and not (tmp_path / "n.csv").exists()
 
 
 def test_references_without_prediction_skipped_unless_strict(tmp_path):

@@ -22,7 +22,7 @@ from brainsegfounder.data.layouts.names import reference_case_id as case_id_from
 from brainsegfounder.utils.errors import DataError
 
 __all__ = ["background_image", "case_id_from_reference", "find_predictions", "find_references",
-           "pair_cases", "pair_with_unscored"]
+           "match_cases", "pair_cases", "pair_with_unscored"]
 
 _MAX_LISTED = 20
 
@@ -83,6 +83,38 @@ def pair_with_unscored(pred_dir: str | Path, ref_dir: str | Path, strict: bool) 
         )
     pairs = [(case, predictions[case], references[case]) for case in sorted(predictions)]
     return pairs, unscored
+
+
+def match_cases(pred_dir: str | Path, ref_dir: str | Path, subjects: Sequence[str] | None = None
+                ) -> tuple[list[tuple[str, Path, Path]], list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """Every reference case, paired or not: ``(pairs, missing, orphans)``, each sorted by case id.
+
+    ``pairs`` are ``(case_id, prediction, reference)``; ``missing`` are ``(case_id, reference)``
+    with no prediction (``evaluate`` scores them as the rule set says, or refuses); ``orphans`` are
+    ``(case_id, prediction)`` with no reference (named, not scored). ``subjects`` limits the
+    references to these case ids (the held-out fold of a data set root), each of which must exist.
+    When no prediction has a reference at all (the wrong ``--ref``), a :class:`DataError` says so.
+    """
+    predictions = find_predictions(pred_dir)
+    references = find_references(ref_dir)
+    if subjects is not None:
+        unknown = sorted(set(subjects) - set(references))
+        if unknown:
+            raise DataError(f"--subjects names {len(unknown)} case(s) with no reference under {ref_dir}: "
+                            f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}. Give case ids of "
+                            "that data set (the folder names, e.g. BraTS2021_00000).")
+        references = {case: references[case] for case in subjects}
+    orphans = sorted(set(predictions) - set(references))
+    if orphans and len(orphans) == len(predictions):
+        raise DataError(
+            f"none of the {len(predictions)} prediction(s) in {pred_dir} has a reference under {ref_dir}:\n"
+            f"{_listing([predictions[c].name for c in orphans])}\n"
+            "Name each prediction <case_id>.nii.gz after its reference case (e.g. BraTS2021_00000.nii.gz, "
+            "BraTS-GLI-00000-000.nii.gz, sub-r001s001.nii.gz), or point --ref at the right data set."
+        )
+    pairs = [(case, predictions[case], references[case]) for case in sorted(set(predictions) & set(references))]
+    missing = [(case, references[case]) for case in sorted(set(references) - set(predictions))]
+    return pairs, missing, [(case, predictions[case]) for case in orphans]
 
 
 def pair_cases(pred_dir: str | Path, ref_dir: str | Path, strict: bool = False) -> list[tuple[str, Path, Path]]:

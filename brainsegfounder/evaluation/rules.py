@@ -23,6 +23,9 @@ rule set          columns per evaluated region R (units)
                   ``dice_mean``, ``lw_dice_mean``
 ================  ==============================================================================
 
+A reference with no prediction is scored by :func:`score_missing`: the rule set's worst value in
+every column, as the challenges count a missing case (BraTS: Dice 0 and HD95 the penalty).
+
 >>> import numpy as np
 >>> scheme, rules = resolve(scheme={"core": [1], "whole": [1, 2]})
 >>> rules
@@ -43,7 +46,7 @@ from brainsegfounder import metrics
 from brainsegfounder.data.regions import RULES, SCHEMES, RegionScheme, get_scheme
 from brainsegfounder.utils.errors import ConfigError
 
-__all__ = ["TASKS", "UNITS", "resolve", "score_case"]
+__all__ = ["TASKS", "UNITS", "missing_rule", "resolve", "score_case", "score_missing"]
 
 #: ``--task`` shorthands: a scheme and its own rule set (``atlas`` = the lesion scheme, atlas rules).
 TASKS: dict[str, str] = {"atlas": "lesion"}
@@ -179,3 +182,57 @@ def score_case(pred: np.ndarray, ref: np.ndarray, scheme: object, rules: str | N
         raise ConfigError(f"unknown rule set {rules!r}; choose one of {', '.join(RULES)}.")
     pred_masks, ref_masks = scheme.region_masks(pred), scheme.region_masks(ref)
     return _SCORERS[rules](pred_masks, ref_masks, scheme.evaluated_names, tuple(spacing))
+
+
+def _worst_hd95(rules: str, shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The HD95 a rule set gives a region that was not found (its penalty)."""
+    if rules == "brats2021":
+        return metrics.image_diagonal(shape)  # voxels, as the 2021 column
+    if rules == "brats2023":
+        return metrics.BRATS2023_PENALTY_MM
+    if rules == "brats2024":
+        return metrics.BRATS2024_PENALTY_MM
+    return metrics.image_diagonal(shape, spacing)  # plain: the image diagonal in mm
+
+
+def missing_rule(rules: str, shape: Sequence[int] | None = None, spacing: Sequence[float] | None = None) -> str:
+    """In words, how :func:`score_missing` scores a case with no prediction under ``rules``.
+
+    >>> missing_rule("brats2023")
+    'Dice 0, HD95 374 mm'
+    """
+    if rules == "atlas":
+        return "Dice 0, lesion F1 0, every reference lesion missed"
+    if rules == "brats2021":
+        return "Dice 0, HD95 the image diagonal in voxels" + (
+            f" ({metrics.image_diagonal(shape):.1f})" if shape is not None else "")
+    if rules == "plain":
+        return "Dice 0, lesion-wise Dice and F1 0, HD95 the image diagonal in mm"
+    return f"Dice 0, HD95 {_worst_hd95(rules, (1, 1, 1), (1.0, 1.0, 1.0)):g} mm"
+
+
+def score_missing(ref: np.ndarray, scheme: object, rules: str | None, spacing: Sequence[float]) -> Row:
+    """The row of a reference case that has no prediction: the rule set's worst score, never left out.
+
+    The challenges count a missing segmentation as a failure: every Dice-like column (Dice,
+    lesion-wise Dice, lesion F1, their means) is 0 and every HD95 column the rule set's penalty
+    (``brats2021``: the image diagonal in voxels; ``brats2023``: 374 mm; ``brats2024``: 337 mm;
+    ``plain``: the image diagonal in mm), whatever the reference holds. The other columns are those
+    of an empty prediction: volumes 0, every reference lesion missed (``lw_fn``, ``lesion_fn``),
+    the volume and lesion-count differences of an empty map.
+
+    >>> ref = np.zeros((8, 8, 8), np.uint8); ref[1:5, 1:5, 1:5] = 1
+    >>> row = score_missing(ref, "brats2023", None, (1.0, 1.0, 1.0))
+    >>> row["dice_WT"], row["dice_ET"], row["hd95_mm_ET"], row["lw_dice_mean"], row["lw_fn_TC"]
+    (0.0, 0.0, 374.0, 0.0, 1)
+    """
+    scheme = get_scheme(scheme)
+    rules = rules or scheme.rules
+    row = score_case(np.zeros_like(ref), ref, scheme, rules, spacing)
+    worst = _worst_hd95(rules, ref.shape, spacing)
+    for column in row:
+        if column.startswith(("dice", "lw_dice", "lesion_f1", "lw_f1")):
+            row[column] = 0.0
+        elif "hd95" in column:
+            row[column] = float(worst)
+    return row

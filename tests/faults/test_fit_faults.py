@@ -94,14 +94,15 @@ def test_ckpt_path_last_skips_a_corrupt_newest_last_ckpt(fit_root, tmp_path, cap
     import os
 
     run = tmp_path / "run"
-    fit_main(_fit_args(fit_root, run, DEMO))
+    no_test_fold = "--data.init_args.test_fold=null"  # two folds: one validates, one trains
+    fit_main(_fit_args(fit_root, run, DEMO, no_test_fold))
     good = next(run.rglob("last.ckpt"))
     corrupt = run / "finetune" / "version_9" / "checkpoints" / "last.ckpt"
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes(good.read_bytes()[:4096])
     os.utime(good, (1_000, 1_000))
     capsys.readouterr()
-    cli = fit_main([*_fit_args(fit_root, run, DEMO), "--trainer.max_steps=2", "--ckpt_path=last"])
+    cli = fit_main([*_fit_args(fit_root, run, DEMO, no_test_fold), "--trainer.max_steps=2", "--ckpt_path=last"])
     err = capsys.readouterr().err
     assert f"skipped {corrupt}" in " ".join(err.split()) and "corrupt" in err and "Traceback" not in err
     assert cli.config["ckpt_path"] == str(good) and cli.trainer.global_step == 2

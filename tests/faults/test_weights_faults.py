@@ -70,7 +70,7 @@ def test_corrupt_file_is_called_corrupt(net, tmp_path):
 def test_last_falls_back_past_unreadable_newer_checkpoints(tmp_path):
     run = tmp_path / "finetune"
     good = run / "version_0" / "checkpoints" / "last.ckpt"
-    AtomicCheckpointIO().save_checkpoint({"global_step": 4}, good)
+    AtomicCheckpointIO().save_checkpoint({"global_step": 4, "optimizer_states": [], "loops": {}}, good)  # resumable
     os.utime(good, (1_000, 1_000))
     corrupt = run / "version_1" / "checkpoints" / "last.ckpt"
     corrupt.parent.mkdir(parents=True)
