@@ -88,6 +88,7 @@ def predict(
     modalities: list[str] | str | None = None,
     non_finite: str = "refuse",
     uncertainty: bool = False,
+    flag_below: float | None = None,
     flag_threshold: float | None = None,
     fast: bool = False,
     engine: str = "torch",
@@ -121,9 +122,13 @@ def predict(
         non_finite: NaN/Inf voxels in an input: refuse (stop before predicting, naming the file and
             the count) or zero (replace them by 0, say so, and count them in volumes.csv).
         uncertainty: also write uncertainty/<case_id>_entropy.nii.gz (and _variance with several
-            checkpoints or --tta) and add the quality and flag columns to volumes.csv.
-        flag_threshold: flag cases whose quality score is above this (default: the threshold
-            stored by brainsegfounder.calibrate, if any).
+            checkpoints or --tta) and add the expected_dice, flag and review columns to volumes.csv
+            (expected Dice: higher = better; only for checkpoints calibrated by brainsegfounder.calibrate,
+            else review says "not calibrated").
+        flag_below: flag cases whose expected Dice is below this, 0..1 (default: the threshold stored by
+            brainsegfounder.calibrate, if any); needs calibrated checkpoints.
+        flag_threshold: replaced by --flag_below (the old quality score was 1 - expected Dice:
+            --flag_threshold 0.3 is --flag_below 0.7).
         fast: faster, not identical: the sliding window over the brain's own box at overlap 0.25
             (the default already skips windows outside the brain with identical results).
         engine: torch, or onnxruntime (the network run by ONNX Runtime on the CPU: same windows,
@@ -141,12 +146,19 @@ def predict(
 
     if non_finite not in ("refuse", "zero"):
         raise ConfigError(f"--non_finite {non_finite!r}: choose refuse (the default) or zero.")
+    if flag_threshold is not None:
+        raise ConfigError(f"--flag_threshold (a quality score, higher = worse) is now --flag_below, an expected "
+                          f"Dice (higher = better): --flag_threshold {flag_threshold:g} flagged what "
+                          f"--flag_below {1 - flag_threshold:g} flags.")
+    if flag_below is not None and not 0.0 <= flag_below <= 1.0:
+        raise ConfigError(f"--flag_below {flag_below:g}: an expected Dice lies between 0 and 1.")
     console = console or Console(stderr=True)
     output = Path(output).expanduser()
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities,
                                            fast=fast, engine=engine)
+    cutoff, flag_cases, flag_source = _flag_rule(predictor, flag_below, uncertainty, console)  # may refuse
     cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     png_dir = Path(png).expanduser() if png is not None else None
@@ -159,8 +171,7 @@ def predict(
     columns = [f"{name}_ml" for name in predictor.scheme.names]
     columns += ["non_finite_voxels"] if non_finite == "zero" else []
     columns += ["missing_modalities"] if predictor.accepts_missing or predictor.subset else []
-    columns += ["quality", "flag"] if uncertainty else []
-    cutoff = flag_threshold if flag_threshold is not None else predictor.flag_threshold
+    columns += ["expected_dice", "flag", "review"] if uncertainty else []
     volumes_path = output / writers.VOLUMES_FILE
     partial_dir = output / writers.PARTIAL_FOLDER
     volumes = writers.read_volumes(volumes_path, columns, overwrite)
@@ -217,8 +228,8 @@ def predict(
                     volumes[sid]["non_finite_voxels"] = non_finite_counts.get(sid, 0)
                 volumes[sid]["missing_modalities"] = "+".join(missing[sid])
                 if uncertainty:
-                    flagged = "" if cutoff is None else int(result.quality > cutoff)
-                    volumes[sid].update(quality=float(result.quality), flag=flagged)
+                    volumes[sid].update(_review_columns(result, predictor.calibrated, cutoff, flag_cases,
+                                                        flag_source))
                 # Rewritten after every case, so an interrupted run leaves a consistent table behind.
                 record.save(partial_dir)
                 writers.write_volumes(volumes_path, volumes, columns, partial_dir)
@@ -242,6 +253,44 @@ def predict(
     if report:
         _write_report(output, list(ckpt), list(input), predictor, png_dir, console)
     return volumes
+
+
+def _flag_rule(predictor, flag_below: float | None, uncertainty: bool, console):
+    """(expected Dice below which a case is flagged, validation cases it was fitted on, where it came from).
+
+    Said once, in words, before the first case; refused when given for uncalibrated checkpoints (their
+    expected Dice is not one).
+    """
+    from brainsegfounder.inference.calibration import NOT_CALIBRATED, flag_rule
+
+    if not uncertainty:
+        return None, None, ""
+    if not predictor.calibrated:
+        if flag_below is not None:
+            raise ConfigError("--flag_below needs calibrated checkpoints: without temperatures the expected Dice "
+                              "is not one (a case of Dice 0.87 can read 0.10). Run brainsegfounder.calibrate on "
+                              "the checkpoint and predict with the .calibrated.ckpt it writes.")
+        console.print(f"[yellow]{NOT_CALIBRATED}[/]; volumes.csv's expected_dice and flag stay empty.",
+                      highlight=False, soft_wrap=True)
+        return None, None, ""
+    if flag_below is not None:
+        cutoff, cases, source = flag_below, None, "--flag_below"
+    else:
+        cutoff, cases, source = predictor.flag_below, predictor.flag_cases, "calibrate"
+    if cutoff is not None:
+        console.print(f"flag: {flag_rule(cutoff, cases, source)}", highlight=False, soft_wrap=True)
+    return cutoff, cases, source
+
+
+def _review_columns(result, calibrated: bool, cutoff: float | None, cases: int | None, source: str) -> dict:
+    """``expected_dice``, ``flag`` and ``review`` of one case (empty but for the review when not calibrated)."""
+    from brainsegfounder.inference.calibration import review_note
+
+    if not calibrated:
+        return {"expected_dice": "", "flag": "", "review": review_note(None, None, calibrated=False)}
+    expected = float(result.expected_dice)
+    return {"expected_dice": expected, "flag": "" if cutoff is None else int(expected < cutoff),
+            "review": review_note(expected, cutoff, cases, source)}
 
 
 def _write_report(output: Path, ckpt: list[str], inputs: list[str], predictor, png_dir, console) -> None:
