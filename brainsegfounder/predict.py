@@ -251,7 +251,7 @@ def predict(
     console.print(f"wrote {len(todo)} prediction(s) to {output} and volumes to {volumes_path}"
                   + (f", overlays to {png_dir}" if png_dir is not None else ""), soft_wrap=True)
     if report:
-        _write_report(output, list(ckpt), list(input), predictor, png_dir, console)
+        _write_report(output, list(ckpt), list(input), cases, predictor, png_dir, console)
     return volumes
 
 
@@ -293,16 +293,23 @@ def _review_columns(result, calibrated: bool, cutoff: float | None, cases: int |
             "review": review_note(expected, cutoff, cases, source)}
 
 
-def _write_report(output: Path, ckpt: list[str], inputs: list[str], predictor, png_dir, console) -> None:
-    """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html."""
+def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predictor, png_dir, console) -> None:
+    """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html.
+
+    Every case's viewer shows its anatomy: the input image of each case (FLAIR, else the first
+    modality) is handed to the report, whatever form ``--input`` took (data set root, case
+    folders, files).
+    """
     from brainsegfounder.inference.writers import write_provenance
     from brainsegfounder.report import write_report
+    from brainsegfounder.report.data import background_of
 
     record = predictor.record.to_dict() if predictor.record is not None else None
     write_provenance(output, ckpt, record, " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]), inputs)
-    root = inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None
-    written = write_report(output, inputs=root, scheme=predictor.scheme, overlays=png_dir)
-    console.print(f"wrote the report {written.get('report', output / 'report.html')}", soft_wrap=True)
+    backgrounds = {case.subject_id: path for case in cases if (path := background_of(case.images)) is not None}
+    written = write_report(output, scheme=predictor.scheme, overlays=png_dir, backgrounds=backgrounds)
+    console.print(f"wrote the report {written.get('report', output / 'report.html')} (anatomy under the labels of "
+                  f"{written.get('anatomy', 0)} of {written.get('cases', 0)} case(s))", soft_wrap=True)
 
 
 def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:
