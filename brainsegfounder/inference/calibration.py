@@ -61,6 +61,8 @@ call it rough below :data:`MIN_THRESHOLD_CASES`:
 'expected Dice below 0.70, a threshold fitted on 3 validation cases (fewer than 20: a rough guide)'
 >>> review_note(0.62, 0.70, cases=3)
 'review first: expected Dice 0.62 below 0.70; threshold fitted on 3 validation cases (fewer than 20: a rough guide)'
+>>> review_note(0.9741, 0.9749, cases=None, source="--flag_below")
+'review first: expected Dice 0.974 below 0.975; threshold given as --flag_below'
 >>> review_note(0.91, 0.70, cases=3), review_note(None, None, calibrated=False)
 ('', 'not calibrated: no expected Dice (run brainsegfounder.calibrate on the checkpoint)')
 """
@@ -285,4 +287,7 @@ def review_note(expected: float | None, below: float | None, cases: int | None =
     if expected is None or below is None or not expected < below:
         return ""
     why = _fitted_on(cases, source).removeprefix("a ")
-    return f"review first: expected Dice {expected:.2f} below {below:.2f}; {why}"
+    digits = 2  # enough digits that the two numbers differ on the page as they do in fact
+    while f"{expected:.{digits}f}" == f"{below:.{digits}f}" and digits < 4:
+        digits += 1
+    return f"review first: expected Dice {expected:.{digits}f} below {below:.{digits}f}; {why}"

@@ -27,7 +27,7 @@ th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0;whit
  min-width:3.5em;max-width:8em;vertical-align:bottom}
 th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
 td.text,th.text{text-align:left} tr.flagged td{background:#fff3cd} td.bad{color:#b00020;font-weight:600}
-td.words{white-space:normal;min-width:16em;max-width:30em}
+td.words{white-space:normal;min-width:10em;max-width:18em}
 #cases tbody tr:hover td{background:#eef4ff;cursor:pointer}
 .legend span{display:inline-block;margin-right:1em} .swatch{display:inline-block;width:.9em;height:.9em;
  border:1px solid #555;vertical-align:middle;margin-right:.3em}
@@ -252,6 +252,9 @@ def _extra_cell(column: str, text: str) -> str:
     if column == "flag":
         shown = {"1": "yes", "0": "no"}.get(str(text).strip(), text)
         return _cell(text, True, shown=shown)
+    if column == "review" and ";" in text:
+        # The threshold's story is told once above the table (and in full in the tooltip and volumes.csv).
+        return _cell(text, True, css="words", shown=text.split(";")[0], title=text)
     return _cell(text, True, css="words" if column == "review" else "")
 
 

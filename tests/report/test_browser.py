@@ -127,6 +127,6 @@ def test_tables_fit_the_page_and_the_orientation_letters_do_not_overlap(browser,
     assert [b["text"] for b in boxes] == ["L", "R", "L", "R"]  # coronal and axial, neurological convention
     for box in boxes:
         assert box["viewX0"] < box["x0"] < box["x1"] < box["viewX1"], box
-    for left, right in zip(boxes, boxes[1:]):
+    for left, right in zip(boxes[:-1], boxes[1:], strict=True):
         assert left["x1"] < right["x0"], (left, right)
     assert boxes[2]["x0"] - boxes[1]["x1"] >= boxes[1]["y1"] - boxes[1]["y0"]  # a letter's height apart at least
