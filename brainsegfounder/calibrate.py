@@ -10,8 +10,9 @@ the same overrides); only its ``data`` section is used: the data module gives th
 exactly as ``fit`` validated on it (whole volumes after the checkpoint's preprocessing). On those
 cases the command computes the network's logits by the Gaussian sliding window, fits one
 temperature per region channel (:func:`~brainsegfounder.inference.calibration.fit_temperature`), and
-chooses the quality-score threshold that best separates cases with mean Dice below
-``dice_floor`` (:func:`~brainsegfounder.inference.calibration.choose_flag_threshold`). For a model
+chooses the expected Dice below which ``predict`` flags a case, the one that best separates cases
+with mean Dice below ``dice_floor`` (:func:`~brainsegfounder.inference.calibration.choose_flag_threshold`;
+it says how many validation cases it had, and calls fewer than 20 a rough guide). For a model
 trained with modality dropout it also measures the Dice per region of every subset of the
 modalities the model accepts missing, so that ``predict`` can say what a case's missing
 modalities cost (``--subsets false`` skips it).
@@ -19,7 +20,8 @@ modalities cost (``--subsets false`` skips it).
 It writes a calibrated copy next to the checkpoint, ``<name>.calibrated.ckpt`` (never the
 checkpoint itself), holding them under
 :data:`~brainsegfounder.checkpoints.TEMPERATURE_KEY`,
-:data:`~brainsegfounder.checkpoints.FLAG_THRESHOLD_KEY` and
+:data:`~brainsegfounder.checkpoints.FLAG_THRESHOLD_KEY`,
+:data:`~brainsegfounder.checkpoints.FLAG_CASES_KEY` and
 :data:`~brainsegfounder.checkpoints.SUBSET_DICE_KEY`; ``predict`` applies them. It prints the
 negative log-likelihood, ECE and Brier score per region before and after (measured on the same
 validation voxels the temperatures were fitted on, within the brain).
@@ -115,11 +117,13 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         max_voxels: the temperatures are fitted on a seeded subsample of this many voxels.
         subsets: for a model trained with modality dropout, also measure the validation Dice per
             region of every non-empty subset of its modalities (15 more sliding windows per case
-            for BraTS's four); ``predict`` scales a case's quality score by what its missing
+            for BraTS's four); ``predict`` scales a case's expected Dice by what its missing
             modalities cost (:func:`~brainsegfounder.inference.uncertainty.quality_score`).
 
     Returns:
-        ``{"path", "temperature", "flag_threshold", "subset_dice", "before", "after"}``;
+        ``{"path", "temperature", "flag_threshold", "flag_below", "flag_cases", "subset_dice", "before",
+        "after"}``; ``flag_below`` is the expected Dice below which a case is flagged (``1 -
+        flag_threshold``, the quality score stored), ``flag_cases`` the validation cases it was fitted on;
         ``before``/``after`` map ``nll_<R>``, ``ece_<R>``, ``brier_<R>`` to values; ``subset_dice``
         maps ``flair+t1`` to the mean validation Dice per region (empty without ``subsets``).
     """
@@ -127,6 +131,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     import torch
 
     from brainsegfounder.checkpoints import (
+        FLAG_CASES_KEY,
         FLAG_THRESHOLD_KEY,
         SUBSET_DICE_KEY,
         TEMPERATURE_KEY,
@@ -139,6 +144,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
         calibration_per_region,
         choose_flag_threshold,
         fit_temperature,
+        flag_rule,
     )
     from brainsegfounder.inference.predictor import accepted_missing, load_segmentation, resolve_device
     from brainsegfounder.inference.uncertainty import quality_score
@@ -193,6 +199,7 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     checkpoint = read_checkpoint(source, what="--ckpt")
     checkpoint[TEMPERATURE_KEY] = [float(t) for t in temperature]
     checkpoint[FLAG_THRESHOLD_KEY] = float(threshold)
+    checkpoint[FLAG_CASES_KEY] = len(cases)
     if subset_dice:
         checkpoint[SUBSET_DICE_KEY] = subset_dice
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,15 +212,15 @@ def calibrate(ckpt: str, settings: list[str], out: str | None = None, device: st
     lines += [f"| {n} | {float(t):.3f} | {before[f'nll_{n}']:.4f} | {after[f'nll_{n}']:.4f} | "
               f"{before[f'ece_{n}']:.4f} | {after[f'ece_{n}']:.4f} | {before[f'brier_{n}']:.4f} | "
               f"{after[f'brier_{n}']:.4f} |" for n, t in zip(names, temperature, strict=True)]
-    lines.append(f"flag threshold (quality score, 1 - expected Dice): {threshold:.4f} "
-                 f"(cases with mean Dice < {dice_floor})")
+    lines.append(f"flag: {flag_rule(1.0 - threshold, len(cases))}; it separates validation cases with mean "
+                 f"Dice < {dice_floor}")
     if subset_dice:
-        lines += ["", "validation Dice by available modalities (scales the quality score of a case without some):",
+        lines += ["", "validation Dice by available modalities (scales the expected Dice of a case without some):",
                   "| modalities | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
         lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for name, values in subset_dice.items()]
     print("\n".join(lines))
     return {"path": target, "temperature": [float(t) for t in temperature], "flag_threshold": float(threshold),
-            "subset_dice": subset_dice, "before": before, "after": after}
+            "flag_below": 1.0 - float(threshold), "flag_cases": len(cases), "subset_dice": subset_dice, "before": before, "after": after}
 
 
 def main(argv: list[str] | None = None) -> dict | None:

@@ -13,7 +13,10 @@ key                              what it holds                                  
                                  PreprocessingRecord` (modalities, spacing,
                                  orientation, crop, which modalities may be missing)
 :data:`TEMPERATURE_KEY`          fitted temperature per region channel                  ``calibrate``
-:data:`FLAG_THRESHOLD_KEY`       quality score above which ``predict`` flags a case    ``calibrate``
+:data:`FLAG_THRESHOLD_KEY`       1 - the expected Dice below which ``predict`` flags   ``calibrate``
+                                 a case (the quality score above which it does)
+:data:`FLAG_CASES_KEY`           how many validation cases that threshold was fitted   ``calibrate``
+                                 on
 :data:`SUBSET_DICE_KEY`          validation Dice per region for each subset of the     ``calibrate``
                                  modalities (``"flair+t1" -> [...]``)
 :data:`WANDB_RUN_ID_KEY`         the W&B run the checkpoint belongs to                  ``fit`` (callback)
@@ -46,15 +49,20 @@ from typing import Any
 from brainsegfounder.utils.errors import WeightsError
 from brainsegfounder.utils.safe_load import non_finite_tensors, safe_load
 
-__all__ = ["FLAG_THRESHOLD_KEY", "PREPROCESSING_KEY", "SUBSET_DICE_KEY", "TEMPERATURE_KEY", "WANDB_RUN_ID_KEY",
-           "modalities_of", "preprocessing_of", "read_checkpoint", "refuse_non_finite"]
+__all__ = ["FLAG_CASES_KEY", "FLAG_THRESHOLD_KEY", "PREPROCESSING_KEY", "SUBSET_DICE_KEY", "TEMPERATURE_KEY",
+           "WANDB_RUN_ID_KEY", "modalities_of", "preprocessing_of", "read_checkpoint", "refuse_non_finite"]
 
 #: Key of the :class:`~brainsegfounder.data.transforms.PreprocessingRecord` of training (a dict).
 PREPROCESSING_KEY = "brainsegfounder_preprocessing"
 #: Key of the fitted temperatures (list of floats, one per region channel).
 TEMPERATURE_KEY = "brainsegfounder_temperature"
-#: Key of the quality-score threshold above which ``predict`` flags a case (a float).
+#: Key of the flag threshold (a float): ``predict`` flags a case whose expected Dice is below
+#: ``1 -`` this (stored as the quality score ``1 - expected Dice`` above which a case is flagged,
+#: the form calibrated checkpoints have always carried).
 FLAG_THRESHOLD_KEY = "brainsegfounder_flag_threshold"
+#: Key of the number of validation cases the flag threshold was fitted on (an int; absent in
+#: checkpoints calibrated before it was recorded).
+FLAG_CASES_KEY = "brainsegfounder_flag_cases"
 #: Key of the validation Dice per region for each subset of the modalities (a dict
 #: ``"flair+t1" -> [Dice per region]``, the full set included), measured by ``calibrate`` for a
 #: model trained with modality dropout; ``predict`` scales the quality score of a case that lacks

@@ -91,6 +91,7 @@ def predict(
     modalities: list[str] | str | None = None,
     non_finite: str = "refuse",
     uncertainty: bool = False,
+    flag_below: float | None = None,
     flag_threshold: float | None = None,
     fast: bool = False,
     engine: str = "torch",
@@ -124,9 +125,13 @@ def predict(
         non_finite: NaN/Inf voxels in an input: refuse (stop before predicting, naming the file and
             the count) or zero (replace them by 0, say so, and count them in volumes.csv).
         uncertainty: also write uncertainty/<case_id>_entropy.nii.gz (and _variance with several
-            checkpoints or --tta) and add the quality and flag columns to volumes.csv.
-        flag_threshold: flag cases whose quality score is above this (default: the threshold
-            stored by brainsegfounder.calibrate, if any).
+            checkpoints or --tta) and add the expected_dice, flag and review columns to volumes.csv
+            (expected Dice: higher = better; only for checkpoints calibrated by brainsegfounder.calibrate,
+            else review says "not calibrated").
+        flag_below: flag cases whose expected Dice is below this, 0..1 (default: the threshold stored by
+            brainsegfounder.calibrate, if any); needs calibrated checkpoints.
+        flag_threshold: replaced by --flag_below (the old quality score was 1 - expected Dice:
+            --flag_threshold 0.3 is --flag_below 0.7).
         fast: faster, not identical: the sliding window over the brain's own box at overlap 0.25
             (the default already skips windows outside the brain with identical results).
         engine: torch, or onnxruntime (the network run by ONNX Runtime on the CPU: same windows,
@@ -144,12 +149,19 @@ def predict(
 
     if non_finite not in ("refuse", "zero"):
         raise ConfigError(f"--non_finite {non_finite!r}: choose refuse (the default) or zero.")
+    if flag_threshold is not None:
+        raise ConfigError(f"--flag_threshold (a quality score, higher = worse) is now --flag_below, an expected "
+                          f"Dice (higher = better): --flag_threshold {flag_threshold:g} flagged what "
+                          f"--flag_below {1 - flag_threshold:g} flags.")
+    if flag_below is not None and not 0.0 <= flag_below <= 1.0:
+        raise ConfigError(f"--flag_below {flag_below:g}: an expected Dice lies between 0 and 1.")
     console = console or Console(stderr=True)
     output = Path(output).expanduser()
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities,
                                            fast=fast, engine=engine)
+    cutoff, flag_cases, flag_source = _flag_rule(predictor, flag_below, uncertainty, console)  # may refuse
     cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     png_dir = Path(png).expanduser() if png is not None else None
@@ -162,8 +174,7 @@ def predict(
     columns = [f"{name}_ml" for name in predictor.scheme.names]
     columns += ["non_finite_voxels"] if non_finite == "zero" else []
     columns += ["missing_modalities"] if predictor.accepts_missing or predictor.subset else []
-    columns += ["quality", "flag"] if uncertainty else []
-    cutoff = flag_threshold if flag_threshold is not None else predictor.flag_threshold
+    columns += ["expected_dice", "flag", "review"] if uncertainty else []
     volumes_path = output / writers.VOLUMES_FILE
     # This run's own temporary folder: other predicts into the same --output use their own.
     partial_root = output / writers.PARTIAL_FOLDER
@@ -220,8 +231,7 @@ def predict(
                     if "missing_modalities" in columns:
                         row["missing_modalities"] = "+".join(missing[sid])
                     if uncertainty:
-                        flagged = "" if cutoff is None else int(result.quality > cutoff)
-                        row.update(quality=float(result.quality), flag=flagged)
+                        row.update(_review_columns(result, predictor.calibrated, cutoff, flag_cases, flag_source))
                     # Files, record entries and the volumes row go in together, merged with what other
                     # runs into this folder wrote meanwhile (one writer at a time: writers.output_lock).
                     volumes = writers.commit_case(output, staged, sid, digests[sid], row, columns, overwrite)
@@ -254,20 +264,65 @@ def predict(
     console.print(f"wrote {len(todo)} prediction(s) to {output} and volumes to {volumes_path}"
                   + (f", overlays to {png_dir}" if png_dir is not None else ""), soft_wrap=True)
     if report:
-        _write_report(output, list(ckpt), list(input), predictor, png_dir, console)
+        _write_report(output, list(ckpt), list(input), cases, predictor, png_dir, console)
     return volumes
 
 
-def _write_report(output: Path, ckpt: list[str], inputs: list[str], predictor, png_dir, console) -> None:
-    """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html."""
+def _flag_rule(predictor, flag_below: float | None, uncertainty: bool, console):
+    """(expected Dice below which a case is flagged, validation cases it was fitted on, where it came from).
+
+    Said once, in words, before the first case; refused when given for uncalibrated checkpoints (their
+    expected Dice is not one).
+    """
+    from brainsegfounder.inference.calibration import NOT_CALIBRATED, flag_rule
+
+    if not uncertainty:
+        return None, None, ""
+    if not predictor.calibrated:
+        if flag_below is not None:
+            raise ConfigError("--flag_below needs calibrated checkpoints: without temperatures the expected Dice "
+                              "is not one (a case of Dice 0.87 can read 0.10). Run brainsegfounder.calibrate on "
+                              "the checkpoint and predict with the .calibrated.ckpt it writes.")
+        console.print(f"[yellow]{NOT_CALIBRATED}[/]; volumes.csv's expected_dice and flag stay empty.",
+                      highlight=False, soft_wrap=True)
+        return None, None, ""
+    if flag_below is not None:
+        cutoff, cases, source = flag_below, None, "--flag_below"
+    else:
+        cutoff, cases, source = predictor.flag_below, predictor.flag_cases, "calibrate"
+    if cutoff is not None:
+        console.print(f"flag: {flag_rule(cutoff, cases, source)}", highlight=False, soft_wrap=True)
+    return cutoff, cases, source
+
+
+def _review_columns(result, calibrated: bool, cutoff: float | None, cases: int | None, source: str) -> dict:
+    """``expected_dice``, ``flag`` and ``review`` of one case (empty but for the review when not calibrated)."""
+    from brainsegfounder.inference.calibration import review_note
+
+    if not calibrated:
+        return {"expected_dice": "", "flag": "", "review": review_note(None, None, calibrated=False)}
+    expected = float(result.expected_dice)
+    return {"expected_dice": expected, "flag": "" if cutoff is None else int(expected < cutoff),
+            "review": review_note(expected, cutoff, cases, source)}
+
+
+def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predictor, png_dir, console) -> None:
+    """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html.
+
+    Every case's viewer shows its anatomy: the input image of each case (FLAIR, else the first
+    modality) is handed to the report, whatever form ``--input`` took (data set root, case
+    folders, files).
+    """
     from brainsegfounder.inference.writers import write_provenance
     from brainsegfounder.report import write_report
+    from brainsegfounder.report.data import background_of
 
     record = predictor.record.to_dict() if predictor.record is not None else None
     write_provenance(output, ckpt, record, " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]), inputs)
-    root = inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None
-    written = write_report(output, inputs=root, scheme=predictor.scheme, overlays=png_dir)
-    console.print(f"wrote the report {written.get('report', output / 'report.html')}", soft_wrap=True)
+    backgrounds = {case.subject_id: path for case in cases if (path := background_of(case.images)) is not None}
+    written = write_report(output, scheme=predictor.scheme, overlays=png_dir, backgrounds=backgrounds)
+    console.print(f"wrote the report {written.get('report', output / 'report.html')} (anatomy under the labels of "
+                  f"{written.get('anatomy', 0)} of {written.get('cases', 0)} case(s))", soft_wrap=True)
 
 
 def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:

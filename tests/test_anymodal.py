@@ -17,6 +17,7 @@ import torch
 
 from brainsegfounder.calibrate import main as calibrate_main
 from brainsegfounder.checkpoints import (
+    FLAG_CASES_KEY,
     FLAG_THRESHOLD_KEY,
     PREPROCESSING_KEY,
     SUBSET_DICE_KEY,
@@ -106,7 +107,7 @@ def test_forced_subset_with_an_ensemble_tta_and_uncertainty_maps(anymodal_checkp
     out = tmp_path / "pred"
     ck = str(anymodal_checkpoint)
     assert predict_main(["--ckpt", ck, ck, "--input", str(case), "--output", str(out), "--device", "cpu",
-                         "--tta", "--modalities", "t1,flair", "--uncertainty", "--flag_threshold", "0"]) == 0
+                         "--tta", "--modalities", "t1,flair", "--uncertainty"]) == 0
     given = nib.load(case / f"{case.name}_flair.nii.gz")
     entropy = nib.load(out / UNCERTAINTY_FOLDER / f"{case.name}_entropy.nii.gz")
     variance = nib.load(out / UNCERTAINTY_FOLDER / f"{case.name}_variance.nii.gz")
@@ -117,7 +118,8 @@ def test_forced_subset_with_an_ensemble_tta_and_uncertainty_maps(anymodal_checkp
     assert 0 <= v.min() and v.max() <= 0.25 and v.max() > 0  # 8 mirrorings disagree somewhere
     row = _volumes(out)[case.name]
     assert row["missing_modalities"] == "t1ce+t2"
-    assert float(row["quality"]) > 0 and row["flag"] == "1"
+    # Uncalibrated: no expected Dice is written, and the review column says why.
+    assert row["expected_dice"] == "" and row["flag"] == "" and row["review"].startswith("not calibrated")
 
 
 def test_normal_checkpoint_refuses_a_forced_subset(checkpoint, two_cases, tmp_path, capsys):
@@ -150,7 +152,10 @@ def test_calibrate_lowers_the_nll_of_an_over_confident_model(checkpoint, brats20
     predictor = Predictor.from_checkpoints([result["path"]], device="cpu")
     assert predictor.temperatures[0] == result["temperature"]
     assert predictor.flag_threshold == pytest.approx(result["flag_threshold"])
-    assert "NLL before" in capsys.readouterr().out
+    assert predictor.flag_below == pytest.approx(1 - result["flag_threshold"]) == pytest.approx(result["flag_below"])
+    assert predictor.calibrated and predictor.flag_cases == result["flag_cases"] == 1 == stored[FLAG_CASES_KEY]
+    printed = capsys.readouterr().out
+    assert "NLL before" in printed and "a threshold fitted on 1 validation case (fewer than 20" in printed
 
 
 def test_calibrate_measures_what_each_missing_modality_costs(anymodal_checkpoint, brats2021_root, two_cases,  # noqa: F811

@@ -50,8 +50,21 @@ score only those; the numbers we report say which voxels they used.
 (0.0, 0.09)
 
 The flag threshold (:func:`choose_flag_threshold`): the quality score
-(:func:`brainsegfounder.inference.uncertainty.quality_score`) above which ``predict`` flags a case,
-chosen on validation cases.
+(:func:`brainsegfounder.inference.uncertainty.quality_score`, ``1 -`` the expected Dice) above which
+``predict`` flags a case, chosen on validation cases. People read it the other way round, as the
+expected Dice below which a case is flagged (``1 -`` the threshold), and in words
+(:func:`flag_rule`, :func:`review_note`), which say how many validation cases it came from and
+call it rough below :data:`MIN_THRESHOLD_CASES`:
+
+>>> rule = flag_rule(0.70, cases=3)
+>>> rule
+'expected Dice below 0.70, a threshold fitted on 3 validation cases (fewer than 20: a rough guide)'
+>>> review_note(0.62, 0.70, cases=3)
+'review first: expected Dice 0.62 below 0.70; threshold fitted on 3 validation cases (fewer than 20: a rough guide)'
+>>> review_note(0.9741, 0.9749, cases=None, source="--flag_below")
+'review first: expected Dice 0.974 below 0.975; threshold given as --flag_below'
+>>> review_note(0.91, 0.70, cases=3), review_note(None, None, calibrated=False)
+('', 'not calibrated: no expected Dice (run brainsegfounder.calibrate on the checkpoint)')
 """
 
 from __future__ import annotations
@@ -62,8 +75,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DEFAULT_BINS", "apply_temperature", "binary_nll", "brier_score", "calibration_per_region",
-           "choose_flag_threshold", "expected_calibration_error", "fit_temperature", "flatten_channels"]
+__all__ = ["DEFAULT_BINS", "MIN_THRESHOLD_CASES", "NOT_CALIBRATED", "apply_temperature", "binary_nll",
+           "brier_score", "calibration_per_region", "choose_flag_threshold", "expected_calibration_error",
+           "fit_temperature", "flag_rule", "flatten_channels", "review_note"]
+
+#: A flag threshold fitted on fewer validation cases than this is called rough wherever it is shown.
+MIN_THRESHOLD_CASES = 20
+#: What ``predict`` says instead of an expected Dice when the probabilities were never calibrated:
+#: uncalibrated probabilities of a young model give expected Dice like 0.10 for a case of Dice 0.87.
+NOT_CALIBRATED = "not calibrated: no expected Dice (run brainsegfounder.calibrate on the checkpoint)"
 
 def flatten_channels(values: torch.Tensor | Sequence[torch.Tensor], channel_dim: int = 1) -> torch.Tensor:
     """``(B, R, ...)`` (or a list of ``(R, ...)`` volumes of any sizes, ``channel_dim=0``) -> ``(R, N)``."""
@@ -234,3 +254,40 @@ def choose_flag_threshold(scores: Sequence[float], dice: Sequence[float], dice_f
         if j > best_j:
             best, best_j = float(t), j
     return best
+
+
+def _fitted_on(cases: int | None, source: str) -> str:
+    if source != "calibrate":
+        return f"a threshold given as {source}"
+    if cases is None:
+        return "a threshold fitted on an unrecorded number of validation cases (calibrated before it was recorded)"
+    rough = f" (fewer than {MIN_THRESHOLD_CASES}: a rough guide)" if cases < MIN_THRESHOLD_CASES else ""
+    return f"a threshold fitted on {cases} validation case{'' if cases == 1 else 's'}{rough}"
+
+
+def flag_rule(below: float, cases: int | None = None, source: str = "calibrate") -> str:
+    """The flag in words: ``expected Dice below 0.70, a threshold fitted on 3 validation cases (...)``.
+
+    ``below`` is the expected Dice under which a case is flagged; ``cases`` how many validation
+    cases ``calibrate`` fitted it on (None: not recorded); ``source`` ``calibrate``, or the option
+    that gave it (``--flag_below``).
+    """
+    return f"expected Dice below {below:.2f}, {_fitted_on(cases, source)}"
+
+
+def review_note(expected: float | None, below: float | None, cases: int | None = None, source: str = "calibrate",
+                calibrated: bool = True) -> str:
+    """Why a case is flagged, in words (``volumes.csv``'s ``review`` column); ``""`` when it is not.
+
+    ``review first: expected Dice 0.62 below 0.70; threshold fitted on 3 validation cases (...)``;
+    :data:`NOT_CALIBRATED` when the probabilities were never calibrated (no expected Dice is given).
+    """
+    if not calibrated:
+        return NOT_CALIBRATED
+    if expected is None or below is None or not expected < below:
+        return ""
+    why = _fitted_on(cases, source).removeprefix("a ")
+    digits = 2  # enough digits that the two numbers differ on the page as they do in fact
+    while f"{expected:.{digits}f}" == f"{below:.{digits}f}" and digits < 4:
+        digits += 1
+    return f"review first: expected Dice {expected:.{digits}f} below {below:.{digits}f}; {why}"

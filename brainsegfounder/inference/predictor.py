@@ -139,6 +139,12 @@ class CasePrediction:
     variance: np.ndarray | None = None
     quality: float | None = None
 
+    @property
+    def expected_dice(self) -> float | None:
+        """``1 - quality``: the Dice the model expects of its label map (higher = better; it means
+        that only when the checkpoints were calibrated, :attr:`Predictor.calibrated`)."""
+        return None if self.quality is None else 1.0 - self.quality
+
 
 class _Calibrated(torch.nn.Module):
     """A network whose logits are divided by per-region temperatures (``brainsegfounder.calibrate``)."""
@@ -247,6 +253,15 @@ class Predictor:
         known = [t for t in thresholds if t is not None]
         #: The quality score above which a case is flagged (the calibrated one; the largest of an ensemble's).
         self.flag_threshold: float | None = max(known) if known else None
+        #: The same read the way people read it: the expected Dice below which a case is flagged.
+        self.flag_below: float | None = None if self.flag_threshold is None else 1.0 - self.flag_threshold
+        #: How many validation cases that threshold was fitted on (None: not recorded).
+        self.flag_cases: int | None = next((getattr(m, "flag_cases", None) for m, t in zip(self.modules, thresholds,
+                                                                                         strict=True)
+                                            if t is not None and t == self.flag_threshold), None)
+        #: Whether every member's probabilities were calibrated (temperatures): only then is the
+        #: expected Dice of a case an expected Dice.
+        self.calibrated: bool = all(t is not None for t in self.temperatures)
         #: Validation Dice per region for each modality subset (``calibrate``), averaged over the
         #: members that measured it; ``{}`` when none did.
         self.subset_dice: dict[str, list[float]] = mean_subset_dice(

@@ -336,10 +336,11 @@ def _cell(value) -> str:
 
 
 def _parse(column: str, text: str):
-    """A ``volumes.csv`` cell back to its value: mL and quality as floats, counts as ints, else text."""
+    """A ``volumes.csv`` cell back to its value: mL and expected Dice (or an older file's quality) as
+    floats, counts as ints, else text."""
     if column.endswith("_ml"):
         return float(text or 0)
-    if column == "quality" and text:
+    if column in ("expected_dice", "quality") and text:
         return float(text)
     if column == "non_finite_voxels" and text:
         return int(float(text))
@@ -366,8 +367,10 @@ def write_volumes(path: Path, rows: dict[str, dict[str, float]], columns: list[s
 
     Optional columns: ``non_finite_voxels`` (NaN/Inf voxels replaced by 0 with ``--non_finite
     zero``), ``missing_modalities`` (``+``-joined names the case was predicted without),
-    ``quality`` (the quality score, 1 - expected Dice, 0..1) and ``flag`` (``1`` when the quality
-    score is above the threshold) when the predictor computed them. Columns that only some rows
+    ``expected_dice`` (the Dice the calibrated model expects of its label map, 0..1, higher = better;
+    empty when not calibrated), ``flag`` (``1`` when it is below the threshold) and ``review`` (why,
+    in words) when the predictor computed them. Files written before the rename have ``quality``
+    (``1 -`` expected Dice) instead; :func:`read_volumes` still reads them. Columns that only some rows
     carry (an earlier run's options) are kept, empty for the others.
     """
     _atomic(path, partial_dir, lambda temporary: _write_table(temporary, rows, columns))

@@ -24,7 +24,7 @@ follows subjects over time, and :mod:`~brainsegfounder.report.overlays` draws th
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from brainsegfounder.report.longitudinal import subject_and_timepoint
@@ -36,13 +36,16 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
                  metrics: str | Path | None = None, scheme: str = "brats2021", overlays: str | Path | None = None,
                  background: str | None = None, checkpoints: Sequence[str] | None = None,
                  command_line: str | None = None, title: str | None = None, viewers: bool = True,
-                 max_side: int = 128) -> dict:
+                 max_side: int = 128, backgrounds: Mapping[str, str | Path] | None = None) -> dict:
     """Write the report of a predictions folder; returns what it wrote (paths, counts, bytes, seconds).
+
+    ``anatomy`` in the result counts the cases whose viewer shows an input image under the labels.
 
     Args:
         predictions: predict's ``--output`` folder (``<case_id>.nii.gz``, ``volumes.csv``).
         out: the HTML file; default ``<predictions>/report.html``.
-        inputs: the data root predict read, for the viewer's background image (optional).
+        inputs: the data root predict read (any registered layout, one case folder or a folder of
+            case folders), for the viewer's background image: the case's anatomy (optional).
         metrics: evaluate's CSV (its ``<stem>_summary.json`` is read too).
         scheme: label scheme name or YAML/JSON file (region names, legend and colours).
         overlays: folder of ``<case_id>.png`` overlays (predict/evaluate ``--png``); the
@@ -53,7 +56,12 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
         title: page title; default: the predictions folder's name.
         viewers: embed an interactive slice viewer per case (off: tables and overlays only).
         max_side: the viewer's longest side in voxels (larger volumes are downsampled).
+        backgrounds: ``{case id: image}`` shown under each case's labels, ahead of what ``inputs``
+            finds (``predict --report`` hands over each case's FLAIR or first modality, whatever
+            form its ``--input`` took).
     """
+    import nibabel as nib
+
     from brainsegfounder.data.regions import get_scheme
     from brainsegfounder.inference import writers
     from brainsegfounder.report import data, longitudinal
@@ -73,6 +81,11 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
         for case_id, (subject, timepoint) in sessions.items():
             if case_id in by_id:
                 by_id[case_id].subject, by_id[case_id].timepoint = subject, timepoint
+    for case_id, path in (backgrounds or {}).items():
+        if case_id in by_id and path is not None:
+            by_id[case_id].background = Path(path)
+    for case in cases:  # the voxel size, to give HD95 measured in voxels in mm
+        case.spacing = tuple(float(z) for z in nib.load(str(case.label)).header.get_zooms()[:3])
     summary = None
     metric_columns: list[str] = []
     if metrics is not None:
@@ -103,15 +116,43 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
             views[case.case_id] = encode_inline(view)
         libraries = [encode_inline(text) for text in libraries]
     record = data.provenance(predictions, checkpoints, command_line)
+    notes = _notes(cases, extra_columns, metric_columns, record)
     page = render_page(title=title or f"BrainSegFounder report: {predictions.name}", cases=cases, scheme=scheme,
                        volume_columns=volume_columns, extra_columns=extra_columns, metric_columns=metric_columns,
                        views=views, overlays={c.case_id: c.overlay.read_bytes() for c in cases if c.overlay},
                        longitudinal=followed, plots=plots, summary=summary, record=record,
-                       libraries=libraries)
+                       libraries=libraries, notes=notes)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     partial.write_text(page, encoding="utf-8")
     partial.replace(out)  # atomic: a reader never sees half a page
     return {"report": str(out), "files": [str(p) for p in written], "cases": len(cases),
+            "anatomy": sum(c.background is not None for c in cases),
             "subjects_followed": len(followed), "bytes": out.stat().st_size,
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _notes(cases, extra_columns, metric_columns, record) -> list[tuple[str, str]]:
+    """What the reader must know before the numbers: how the flag was set (and on how few cases),
+    that an uncalibrated model gives no expected Dice, that HD95 in voxels is shown in mm."""
+    from brainsegfounder.inference.calibration import MIN_THRESHOLD_CASES, NOT_CALIBRATED, flag_rule
+
+    notes = []
+    facts = record.get("checkpoint_facts") or []
+    reviewed = "expected_dice" in extra_columns or "review" in extra_columns
+    if reviewed and any(f.get("calibrated") is False for f in facts):
+        notes.append(("note warn", f"{NOT_CALIBRATED[0].upper()}{NOT_CALIBRATED[1:]}."))
+    flagged = [f for f in facts if f.get("flag_below") is not None]
+    if reviewed and flagged and "--flag_below" not in str(record.get("command", "")):
+        # The ensemble flags at the most lenient member's threshold, as predict does.
+        fact = min(flagged, key=lambda f: f["flag_below"])
+        cases_fitted = fact.get("flag_cases")
+        rough = cases_fitted is None or cases_fitted < MIN_THRESHOLD_CASES
+        flagged_count = sum(str(c.extra.get("flag", "")).strip() == "1" for c in cases)
+        notes.append(("note warn" if rough else "note",
+                      f"Flagged for review first ({flagged_count} of {len(cases)}): "
+                      f"{flag_rule(fact['flag_below'], cases_fitted)}. The review column says why."))
+    if any(c.startswith("hd95_vox_") for c in metric_columns):
+        notes.append(("note", "HD95 of the BraTS 2021 rules is measured in voxels; it is shown in mm "
+                              "(voxels x the voxel side) for cases with cubic voxels."))
+    return notes

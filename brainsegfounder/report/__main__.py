@@ -23,12 +23,14 @@ def report(predictions: Path, out: Path | None = None, inputs: Path | None = Non
     Args:
         predictions: predict's --output folder (<case_id>.nii.gz label maps, volumes.csv).
         out: the HTML file to write (default: <predictions>/report.html); longitudinal.csv goes beside it.
-        inputs: the data root predict read, to show each case's image under its labels.
+        inputs: the data root predict read (or one case folder, or a folder of case folders), to show
+            each case's image (FLAIR, else the first modality) under its labels.
         metrics: evaluate's --out CSV (its <stem>_summary.json is read too).
         scheme: label scheme: brats2021, brats2023, brats2024, lesion, or a YAML/JSON file.
         overlays: folder of <case_id>.png overlays (predict/evaluate --png).
         background: modality shown under the labels (default: FLAIR, else the first).
-        checkpoint: the run's checkpoint(s), if <predictions>/provenance.json does not list them.
+        checkpoint: the run's checkpoint(s) (--checkpoint a.ckpt b.ckpt), if <predictions>/provenance.json
+            does not list them; their sha256, preprocessing and calibration are read from the files.
         command_line: the command that made the predictions, likewise.
         title: the page title.
         viewers: embed an interactive slice viewer per case.
@@ -46,8 +48,30 @@ def report(predictions: Path, out: Path | None = None, inputs: Path | None = Non
     return result
 
 
+def _lists(argv: list[str]) -> list[str]:
+    """``--checkpoint a.ckpt b.ckpt`` (the shell's way) as the parser reads a list: ``--checkpoint+ a.ckpt ...``.
+
+    >>> _lists(["--checkpoint", "a.ckpt", "b.ckpt", "--out", "r.html"])
+    ['--checkpoint+', 'a.ckpt', '--checkpoint+', 'b.ckpt', '--out', 'r.html']
+    """
+    out: list[str] = []
+    listing = False
+    for arg in argv:
+        if arg.startswith("-"):
+            listing = arg == "--checkpoint"
+            if not listing:
+                out.append(arg)
+        elif listing:
+            out += ["--checkpoint+", arg]
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    command(report, argv, prog="python -m brainsegfounder.report")
+    import sys
+
+    command(report, _lists(sys.argv[1:] if argv is None else list(argv)), prog="python -m brainsegfounder.report")
     return 0
 
 

@@ -1,14 +1,17 @@
 """What a report shows, read from the files ``predict`` and ``evaluate`` write.
 
 - ``<predictions>/<case_id>.nii.gz``: label maps (the case list);
-- ``<predictions>/volumes.csv``: mL per region, shown exactly as written, with any extra
-  columns (``quality``, ``flag``); without it volumes are computed from the label maps the way
+- ``<predictions>/volumes.csv``: mL per region (the page rounds them for reading; the file keeps
+  4 decimals), with any extra columns (``expected_dice``, ``flag``, ``review``; ``quality`` in
+  files written before the rename); without it volumes are computed from the label maps the way
   ``predict`` does (region mask voxels x voxel volume);
 - ``<case_id>.png`` overlays in the predictions folder or ``overlays``;
 - an ``evaluate`` CSV (one row per case) and its ``<stem>_summary.json``;
-- the input images, found through the data layouts, for the viewer's background;
+- the input images, handed over by ``predict`` or found through the data layouts (or in case
+  folders), for the viewer's background: the case's anatomy under its labels;
 - ``<predictions>/provenance.json`` when present (checkpoints, preprocessing, command, versions,
-  date), completed by what is given as arguments and by the versions installed now.
+  date), completed by what is given as arguments, by what each checkpoint file says of itself
+  (sha256, calibration, preprocessing), the label maps' file times and the versions installed now.
 
 Example:
     >>> import tempfile, pathlib, numpy as np, nibabel as nib
@@ -32,7 +35,8 @@ from pathlib import Path
 from brainsegfounder.data.regions import RegionScheme, get_scheme
 from brainsegfounder.utils.errors import DataError
 
-__all__ = ["ReportCase", "gather_cases", "read_metrics", "find_backgrounds", "provenance"]
+__all__ = ["ReportCase", "background_of", "checkpoint_facts", "gather_cases", "read_metrics", "find_backgrounds",
+           "provenance"]
 
 NIFTI = (".nii.gz", ".nii")
 #: Background contrast preferred for the viewer, first found wins (FLAIR shows oedema and lesions).
@@ -52,6 +56,22 @@ class ReportCase:
     background: Path | None = None
     subject: str = ""
     timepoint: str | None = None
+    spacing: tuple[float, float, float] | None = None
+
+
+def background_of(images) -> Path | None:
+    """The image shown under a case's labels: FLAIR (or its BraTS 2023 name t2f), else the first modality.
+
+    >>> str(background_of({"t1": "a_t1.nii.gz", "flair": "a_flair.nii.gz"}))
+    'a_flair.nii.gz'
+    >>> str(background_of({"t1w": "sub-1_T1w.nii.gz"})), background_of({})
+    ('sub-1_T1w.nii.gz', None)
+    """
+    names = [str(m).lower() for m in images]
+    for preferred in BACKGROUND_PREFERENCE:
+        if preferred in names:
+            return Path(list(images.values())[names.index(preferred)])
+    return Path(next(iter(images.values()))) if images else None
 
 
 def _case_id(path: Path) -> str | None:
@@ -147,12 +167,16 @@ def find_backgrounds(inputs: str | Path, case_ids: list[str], modality: str | No
             continue
         for case in cases:
             if case.subject_id in wanted and case.images:
-                names = list(case.images)
-                choice = modality if modality in names else next(
-                    (m for m in BACKGROUND_PREFERENCE if m in names), names[0])
-                found[case.subject_id] = Path(case.images[choice])
+                chosen = case.images.get(modality) if modality else None
+                found[case.subject_id] = Path(chosen) if chosen else background_of(case.images)
         if found:
             break
+    if not found:  # no layout: one case folder, or a folder of case folders, named by case id
+        from brainsegfounder.inference.inputs import partial_cases
+
+        order = ([modality] if modality else []) + [m for m in BACKGROUND_PREFERENCE if m != modality]
+        found = {case.subject_id: background_of(case.images) for case in partial_cases(root, order)
+                 if case.subject_id in wanted}
     return found, _manifest_sessions(root)
 
 
@@ -169,16 +193,21 @@ def _manifest_sessions(root: Path) -> dict[str, tuple[str, str | None]]:
 
 def provenance(predictions: str | Path, checkpoints: list[str] | None = None, command_line: str | None = None,
                preprocessing: dict | None = None) -> dict:
-    """The run's provenance: ``provenance.json`` of the predictions folder, completed by the arguments.
+    """The run's provenance: ``provenance.json`` of the predictions folder, completed by what exists.
 
-    Keys: ``checkpoints`` (list of paths), ``preprocessing`` (a
+    Keys: ``checkpoints`` (list of paths), ``checkpoint_facts`` (per checkpoint, what the file says
+    of itself: :func:`checkpoint_facts`), ``preprocessing`` (a
     :class:`~brainsegfounder.data.transforms.PreprocessingRecord` dict), ``command`` (the command
-    line), ``versions`` (package -> version), ``date`` (ISO 8601), ``report`` (when and by which
-    command this page was written).
+    line), ``inputs``, ``versions`` (package -> version), ``date`` (ISO 8601) and ``date_source``
+    (``provenance.json``, or the label maps' file times when no provenance.json recorded it),
+    ``report`` (when and by which command this page was written). Nothing that can be found is
+    left "not recorded": a report made by ``report`` on a folder without ``provenance.json`` reads
+    the preprocessing, sha256 and calibration from the checkpoint files and the date from the files.
     """
     from brainsegfounder.inference.writers import PROVENANCE_FILE, package_versions
 
-    path = Path(predictions).expanduser() / PROVENANCE_FILE
+    folder = Path(predictions).expanduser()
+    path = folder / PROVENANCE_FILE
     record = json.loads(path.read_text()) if path.is_file() else {}
     if checkpoints:
         record["checkpoints"] = [str(c) for c in checkpoints]
@@ -186,23 +215,73 @@ def provenance(predictions: str | Path, checkpoints: list[str] | None = None, co
         record["command"] = command_line
     if preprocessing:
         record["preprocessing"] = preprocessing
-    if not record.get("preprocessing") and record.get("checkpoints"):
-        record["preprocessing"] = _preprocessing_of(record["checkpoints"][0])
+    facts = [checkpoint_facts(c) for c in record.get("checkpoints") or []]
+    if facts:
+        record["checkpoint_facts"] = facts
+    if not record.get("preprocessing"):
+        record["preprocessing"] = next((f["preprocessing"] for f in facts if f.get("preprocessing")), None)
+    if record.get("date"):
+        record.setdefault("date_source", PROVENANCE_FILE)
+    else:
+        times = [p.stat().st_mtime for p in folder.iterdir() if p.is_file() and _case_id(p)] if folder.is_dir() else []
+        if times:
+            record["date"] = datetime.fromtimestamp(max(times), timezone.utc).isoformat(timespec="seconds")
+            record["date_source"] = "the newest label map's file time (no provenance.json)"
     record.setdefault("versions", package_versions())
     record["report"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else "",
+                        "command": _this_command(),
                         "versions": package_versions(), "source": str(path) if path.is_file() else None}
     return record
 
 
-def _preprocessing_of(checkpoint: str) -> dict | None:
-    """The preprocessing record a checkpoint carries (None if the file is absent or has none)."""
-    if not Path(checkpoint).is_file():
-        return None
-    from brainsegfounder.checkpoints import preprocessing_of, read_checkpoint
+def _this_command() -> str:
+    """The command line running now, ``python -m brainsegfounder.<module> ...`` for one of ours."""
+    if not sys.argv or not sys.argv[0]:
+        return ""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        relative = Path(sys.argv[0]).resolve().relative_to(package.parent)
+    except ValueError:
+        return " ".join(sys.argv)
+    module = ".".join(relative.with_suffix("").parts).removesuffix(".__main__")
+    return " ".join([f"python -m {module}", *sys.argv[1:]])
 
-    try:  # mapped, not read: only the record is wanted
-        saved = read_checkpoint(checkpoint, what="checkpoint", mmap=True)
+
+def checkpoint_facts(checkpoint: str | Path) -> dict:
+    """What a checkpoint file says of itself: path, whether it exists, size, sha256 (of the file as it
+    is now), preprocessing record, whether it is calibrated, its flag threshold (as an expected Dice)
+    and the validation cases that threshold was fitted on.
+
+    >>> checkpoint_facts("/no/such.ckpt")["exists"]
+    False
+    """
+    from brainsegfounder.inference.writers import file_sha256
+
+    path = Path(checkpoint).expanduser()
+    facts: dict = {"path": str(checkpoint), "exists": path.is_file()}
+    if not facts["exists"]:
+        return facts
+    facts["bytes"] = path.stat().st_size
+    facts["sha256"] = file_sha256(path)
+    from brainsegfounder.checkpoints import (
+        FLAG_CASES_KEY,
+        FLAG_THRESHOLD_KEY,
+        TEMPERATURE_KEY,
+        preprocessing_of,
+        read_checkpoint,
+    )
+
+    try:  # mapped, not read: only the small records are wanted
+        saved = read_checkpoint(path, what="checkpoint", mmap=True)
     except Exception:  # noqa: BLE001 - provenance is best effort; the report must still be written
-        return None
-    return preprocessing_of(saved)
+        facts["readable"] = False
+        return facts
+    facts["preprocessing"] = preprocessing_of(saved)
+    temperature = saved.get(TEMPERATURE_KEY)
+    facts["calibrated"] = temperature is not None
+    if temperature is not None:
+        facts["temperature"] = [float(t) for t in temperature]
+    if saved.get(FLAG_THRESHOLD_KEY) is not None:
+        facts["flag_below"] = 1.0 - float(saved[FLAG_THRESHOLD_KEY])
+        facts["flag_cases"] = saved.get(FLAG_CASES_KEY)
+    return facts

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from collections.abc import Mapping, Sequence
 
 from brainsegfounder.data.regions import RegionScheme
@@ -19,20 +20,29 @@ __all__ = ["render_page"]
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.2em;color:#222;max-width:1400px}
 h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
+.wide{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:.85em;margin:.4em 0}
 th,td{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}
+th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0;white-space:normal;
+ min-width:3.5em;max-width:8em;vertical-align:bottom}
 th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
 td.text,th.text{text-align:left} tr.flagged td{background:#fff3cd} td.bad{color:#b00020;font-weight:600}
+td.words{white-space:normal;min-width:10em;max-width:18em}
 #cases tbody tr:hover td{background:#eef4ff;cursor:pointer}
 .legend span{display:inline-block;margin-right:1em} .swatch{display:inline-block;width:.9em;height:.9em;
  border:1px solid #555;vertical-align:middle;margin-right:.3em}
 details.case{border:1px solid #ddd;border-radius:4px;margin:.4em 0;padding:.3em .6em}
 details.case summary{cursor:pointer;font-weight:600}
 .case-body{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
-.case-body img{max-width:640px;border:1px solid #ccc} iframe.viewer{border:0;width:640px;height:340px}
+.case-body img{max-width:100%;width:640px;border:1px solid #ccc}
+iframe.viewer{border:0;width:640px;max-width:100%;height:360px}
 .subject{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
-.prov td{text-align:left;white-space:normal} .muted{color:#666;font-size:.85em}
+table.prov,table.kv{width:100%;max-width:60em} .prov th,.kv th{width:9em;max-width:none;cursor:default;position:static;vertical-align:top}
+.nowrap{white-space:nowrap}
+.prov td{white-space:normal;overflow-wrap:anywhere} .prov table.kv{margin:0;font-size:1em}
+code{font-size:.95em;overflow-wrap:anywhere;white-space:pre-wrap}
+.muted{color:#666;font-size:.85em} .note{background:#f6f6f6;border-left:4px solid #999;padding:.3em .6em}
+.note.warn{border-color:#d39e00;background:#fff8e1}
 input#filter{margin:.3em 0;padding:2px 6px;width:20em}
 """
 
@@ -92,10 +102,47 @@ def _esc(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _cell(value, text_class: bool = False, css: str = "") -> str:
+def _cell(value, text_class: bool = False, css: str = "", shown=None, title: str = "") -> str:
+    """A table cell sorted by ``value`` (its ``data-v``) and showing ``shown`` (default: ``value``)."""
     classes = " ".join(c for c in ("text" if text_class else "", css) if c)
     attribute = f' class="{classes}"' if classes else ""
-    return f'<td data-v="{_esc(value)}"{attribute}>{_esc(value)}</td>'
+    attribute += f' title="{_esc(title)}"' if title else ""
+    return f'<td data-v="{_esc(value)}"{attribute}>{_esc(value if shown is None else shown)}</td>'
+
+
+def _float(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def volume_text(value) -> str:
+    """A volume in mL as people read it: 1 decimal, 2 below 1 mL, ``< 0.01`` for a trace.
+
+    >>> [volume_text(v) for v in ("118.2960", 0.4213, 0.004, 0, "", "n/a")]
+    ['118.3', '0.42', '< 0.01', '0.0', '', 'n/a']
+    """
+    number = _float(value)
+    if number is None:
+        return "" if value is None else str(value)
+    if number == 0 or abs(number) >= 1:
+        return f"{number:.1f}"
+    return f"{number:.2f}" if abs(number) >= 0.01 else ("< 0.01" if number > 0 else "> -0.01")
+
+
+def _change_text(change) -> str:
+    """A signed change in mL: ``+2.3``, ``-0.42``, ``0.0`` (under 0.005 mL either way).
+
+    >>> [_change_text(v) for v in (2.31, -0.4213, 0.001, None)]
+    ['+2.3', '-0.42', '0.0', '']
+    """
+    if change is None:
+        return ""
+    if abs(change) < 0.005:
+        return "0.0"
+    return ("+" if change > 0 else "-") + volume_text(abs(change))
 
 
 def legend_html(scheme: RegionScheme) -> str:
@@ -110,61 +157,261 @@ def _is_flagged(extra: Mapping[str, str]) -> bool:
     return str(flag).strip().lower() not in ("", "0", "false", "no", "ok", "none", "nan")
 
 
-def _metric_is_bad(column: str, text: str) -> bool:
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return ("dice" in column or "f1" in column) and value < 0.5
+def _is_dice(column: str) -> bool:
+    return "dice" in column or "f1" in column
 
 
-def _metric_cell(column: str, text: str) -> str:
-    # Sorting uses the full value; the cell shows 4 decimals so that 0.6666666666666666 fits.
-    try:
-        shown = f"{float(text):.4f}"
-    except ValueError:
-        shown = text
-    css = ' class="bad"' if _metric_is_bad(column, text) else ""
-    return f'<td data-v="{_esc(text)}"{css}>{_esc(shown)}</td>'
+def _isotropic(spacing) -> float | None:
+    """The voxel side in mm when the voxels are cubic (to 0.1%), else None."""
+    if not spacing:
+        return None
+    side = max(spacing)
+    return float(side) if side > 0 and side - min(spacing) <= 1e-3 * side else None
+
+
+_REGION_METRICS = (  # (prefix, header before the region, header after it), longest prefix first
+    ("lw_hd95_mm_", "lesion-wise HD95", "(mm)"), ("lw_dice_", "lesion-wise Dice", ""), ("lw_f1_", "lesion F1", ""),
+    ("hd95_vox_", "HD95", "(mm)"), ("hd95_mm_", "HD95", "(mm)"), ("volume_ml_pred_", "predicted", "(mL)"),
+    ("volume_ml_ref_", "reference", "(mL)"), ("dice_", "Dice", ""))
+_NAMES = {"dice_mean": "mean Dice", "lw_dice_mean": "mean lesion-wise Dice", "dice": "Dice",
+          "lesion_f1": "lesion F1", "volume_difference": "volume difference (voxels)",
+          "simple_lesion_count": "lesion count difference", "expected_dice": "expected Dice",
+          "quality": "quality score (older file: 1 - expected Dice, higher = worse)",
+          "missing_modalities": "missing modalities", "non_finite_voxels": "NaN/Inf voxels set to 0"}
+
+
+def column_header(column: str) -> str:
+    """A metric or ``volumes.csv`` column as a header people read (units said).
+
+    >>> [column_header(c) for c in ("dice_TC", "hd95_vox_WT", "lw_hd95_mm_ET", "dice_mean", "flag")]
+    ['Dice TC', 'HD95 WT (mm)', 'lesion-wise HD95 ET (mm)', 'mean Dice', 'flag']
+    """
+    if column in _NAMES:
+        return _NAMES[column]
+    for prefix, before, after in _REGION_METRICS:
+        if column.startswith(prefix):
+            return " ".join(p for p in (before, column[len(prefix):], after) if p)
+    return column
+
+
+def _counts(metrics: Mapping[str, str], region: str, prefix: str) -> str:
+    values = [_float(metrics.get(f"{prefix}{c}" + (f"_{region}" if region else ""))) for c in ("tp", "fn", "fp")]
+    return "" if None in values else "/".join(str(int(v)) for v in values)
+
+
+def _metric_columns(metric_columns: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(kind, key, header) of the metric columns shown: lesion counts merged into one ``TP/FN/FP``
+    column per region, HD95 in voxels shown in mm (dropped where the rules also give mm)."""
+    shown, seen = [], set(metric_columns)
+    for column in metric_columns:
+        for prefix in ("lw_", "lesion_"):
+            if column.startswith(f"{prefix}tp"):
+                region = column[len(f"{prefix}tp"):].lstrip("_")
+                shown.append(("counts", f"{prefix}|{region}", f"lesions {region} TP/FN/FP".replace("  ", " ")))
+        if any(column.startswith(f"{p}{c}") for p in ("lw_", "lesion_") for c in ("tp", "fn", "fp")):
+            continue
+        if column.startswith("hd95_vox_"):
+            if f"hd95_mm_{column[len('hd95_vox_'):]}" not in seen:
+                shown.append(("vox", column, column_header(column)))
+            continue
+        shown.append(("value", column, column_header(column)))
+    return shown
+
+
+def _metric_text(column: str, value: float) -> str:
+    if _is_dice(column):
+        return f"{value:.3f}"
+    if "hd95" in column or "_ml" in column or "volume_ml" in column:
+        return f"{value:.1f}"
+    return str(int(value)) if value == int(value) and abs(value) < 1e6 else f"{value:.3f}"
+
+
+def _metric_cell(kind: str, key: str, case) -> str:
+    if kind == "counts":
+        prefix, region = key.split("|")
+        text = _counts(case.metrics, region, prefix)
+        return _cell(text, shown=text)
+    raw = case.metrics.get(key, "")
+    value = _float(raw)
+    if value is None:
+        return _cell(raw)
+    if kind == "vox":
+        side = _isotropic(case.spacing)
+        if side is None:
+            return _cell("", shown="n/a", title=f"HD95 {value:g} voxels; the voxels are not cubic "
+                         f"({' x '.join(f'{s:g}' for s in case.spacing or ())} mm), so it has no single mm value: "
+                         "score with --rules brats2023 or plain for HD95 in mm")
+        value *= side
+    css = "bad" if _is_dice(key) and value < 0.5 else ""
+    return _cell(raw if kind == "value" else f"{value:.6g}", css=css, shown=_metric_text(key, value))
+
+
+def _extra_cell(column: str, text: str) -> str:
+    if column in ("expected_dice", "quality") and _float(text) is not None:
+        return _cell(text, shown=f"{float(text):.2f}")
+    if column == "flag":
+        shown = {"1": "yes", "0": "no"}.get(str(text).strip(), text)
+        return _cell(text, True, shown=shown)
+    if column == "review" and ";" in text:
+        # The threshold's story is told once above the table (and in full in the tooltip and volumes.csv).
+        return _cell(text, True, css="words", shown=text.split(";")[0], title=text)
+    return _cell(text, True, css="words" if column == "review" else "")
+
+
+def _nonempty(values) -> bool:
+    return any(str(v).strip() for v in values)
 
 
 def _case_table(cases, volume_columns, extra_columns, metric_columns) -> str:
-    head = ['<th class="text">case</th>', '<th class="text">subject</th>', '<th class="text">time point</th>']
+    """The case table, without the columns that say nothing (every cell empty, or subject = case)."""
+    show_subject = any(c.subject and c.subject != c.case_id for c in cases)
+    show_timepoint = _nonempty(c.timepoint or "" for c in cases)
+    extra_columns = [c for c in extra_columns if _nonempty(case.extra.get(c, "") for case in cases)]
+    metrics = [m for m in _metric_columns(metric_columns)
+               if m[0] == "counts" or _nonempty(case.metrics.get(m[1], "") for case in cases)]
+    head = ['<th class="text">case</th>']
+    head += ['<th class="text">subject</th>'] if show_subject else []
+    head += ['<th class="text">time point</th>'] if show_timepoint else []
     head += [f"<th>{_esc(c.removesuffix('_ml'))} (mL)</th>" for c in volume_columns]
-    head += [f'<th class="text">{_esc(c)}</th>' for c in extra_columns]
-    head += [f"<th>{_esc(c)}</th>" for c in metric_columns]
+    head += [f'<th class="text">{_esc(column_header(c))}</th>' for c in extra_columns]
+    head += [f"<th>{_esc(header)}</th>" for _, _, header in metrics]
     rows = []
     for case in cases:
-        cells = [_cell(case.case_id, True), _cell(case.subject, True), _cell(case.timepoint or "", True)]
-        cells += [_cell(case.volumes.get(c, "")) for c in volume_columns]
-        cells += [_cell(case.extra.get(c, ""), True) for c in extra_columns]
-        cells += [_metric_cell(c, case.metrics.get(c, "")) for c in metric_columns]
+        cells = [_cell(case.case_id, True)]
+        cells += [_cell(case.subject, True)] if show_subject else []
+        cells += [_cell(case.timepoint or "", True)] if show_timepoint else []
+        cells += [_cell(case.volumes.get(c, ""), shown=volume_text(case.volumes.get(c, ""))) for c in volume_columns]
+        cells += [_extra_cell(c, case.extra.get(c, "")) for c in extra_columns]
+        cells += [_metric_cell(kind, key, case) for kind, key, _ in metrics]
         flagged = ' class="flagged"' if _is_flagged(case.extra) else ""
         rows.append(f'<tr data-case="case-{_esc(case.case_id)}"{flagged}>{"".join(cells)}</tr>')
-    return (f'<table id="cases" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return (f'<div class="wide"><table id="cases" class="sortable"><thead><tr>{"".join(head)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
-def _summary_table(summary: Mapping) -> str:
-    rows = "".join(f'<tr><td class="text">{_esc(k)}</td>' + "".join(
-        f"<td>{float(v.get(s, float('nan'))):.4f}</td>" for s in ("mean", "std", "median")) + "</tr>"
-        for k, v in summary.get("metrics", {}).items())
+def _summary_table(summary: Mapping, cases=()) -> str:
+    sides = {_isotropic(c.spacing) for c in cases}
+    side = next(iter(sides)) if len(sides) == 1 else None
+    rows = []
+    for key, values in summary.get("metrics", {}).items():
+        factor, header = 1.0, column_header(key)
+        if key.startswith("hd95_vox_"):
+            if side is None:
+                header = f"HD95 {key[len('hd95_vox_'):]} (voxels: the cases' voxels are not all the same cubes)"
+            else:
+                factor = side
+        numbers = [_float(values.get(s)) for s in ("mean", "std", "median")]
+        rows.append(f'<tr><td class="text">{_esc(header)}</td>' + "".join(
+            f"<td>{'' if v is None else _esc(_metric_text(key, v * factor))}</td>" for v in numbers) + "</tr>")
     return (f'<p class="muted">rules: {_esc(summary.get("task", ""))}, {_esc(summary.get("n_cases", ""))} case(s)</p>'
             '<table><thead><tr><th class="text">metric</th><th>mean</th><th>std</th><th>median</th></tr></thead>'
-            f"<tbody>{rows}</tbody></table>")
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+_NOT_RECORDED = "not recorded (predict --report writes provenance.json with it)"
+
+
+def _when(iso) -> str:
+    """``2026-12-06T04:37:05+00:00`` -> ``2026-12-06 04:37 UTC``."""
+    from datetime import datetime, timezone
+
+    try:
+        moment = datetime.fromisoformat(str(iso)).astimezone(timezone.utc)
+    except ValueError:
+        return str(iso)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _versions(versions: Mapping) -> str:
+    """``python 3.11.7 · torch 2.13.0 · ...``, HTML, each package kept on one line."""
+    return " · ".join(f'<span class="nowrap">{_esc(name)} {_esc(version)}</span>' for name, version in versions.items())
+
+
+def _code(text) -> str:
+    return f"<code>{_esc(text)}</code>"
+
+
+def _checkpoint_rows(record: Mapping) -> list[tuple[str, str]]:
+    from brainsegfounder.inference.calibration import flag_rule
+
+    paths = record.get("checkpoints") or []
+    facts = {f["path"]: f for f in record.get("checkpoint_facts") or []}
+    if not paths:
+        return [("checkpoint", _esc(_NOT_RECORDED + "; or pass --checkpoint to the report"))]
+    rows = []
+    for index, path in enumerate(paths, 1):
+        fact = facts.get(str(path), {})
+        name = "checkpoint" if len(paths) == 1 else f"checkpoint {index}"
+        rows.append((name, _code(path)))
+        if not fact.get("exists", True):
+            rows.append(("sha256", "the file is no longer there"))
+            continue
+        if fact.get("sha256"):
+            digest = fact["sha256"]
+            rows.append(("sha256", f'<code title="{_esc(digest)}">{_esc(digest[:16])}…</code> '
+                                   f'<span class="muted">({fact["bytes"] / 1e6:.1f} MB, of the file as the report '
+                                   "found it)</span>"))
+        if "calibrated" in fact:
+            if fact["calibrated"]:
+                words = "yes: temperatures " + ", ".join(f"{t:.2f}" for t in fact.get("temperature", []))
+                if fact.get("flag_below") is not None:
+                    words += f"; flag: {flag_rule(fact['flag_below'], fact.get('flag_cases'))}"
+            else:
+                words = "no (brainsegfounder.calibrate fits temperatures and the flag; without it no expected Dice)"
+            rows.append(("calibrated", _esc(words)))
+    return rows
+
+
+def _preprocessing_text(record) -> str:
+    if not record:
+        return _esc(_NOT_RECORDED)
+    parts = []
+    for key, value in record.items():
+        if key == "spacing" and value is None:
+            value = "as acquired (no resampling)"
+        elif key == "roi_size" and isinstance(value, (list, tuple)):
+            value = " x ".join(str(v) for v in value) + " voxels"
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value) or "none"
+        elif isinstance(value, dict):
+            value = json.dumps(value, default=str)
+        parts.append(f'<tr><th class="text">{_esc(key.replace("_", " "))}</th><td class="text">{_esc(value)}</td></tr>')
+    return f'<table class="kv">{"".join(parts)}</table>'
 
 
 def _provenance_table(record: Mapping) -> str:
-    def show(value) -> str:
-        if isinstance(value, (dict, list)):
-            return f"<pre>{_esc(json.dumps(value, indent=1, default=str))}</pre>"
-        return _esc(value)
-
-    keys = ["checkpoints", "preprocessing", "command", "date", "versions", "report"]
-    keys += [k for k in record if k not in keys]
-    rows = "".join(f'<tr><th class="text">{_esc(k)}</th><td>{show(record.get(k, "not recorded"))}</td></tr>'
-                   for k in keys)
-    return f'<table class="prov">{rows}</table>'
+    """Provenance as a table people read: checkpoint (path, sha256, calibration), preprocessing,
+    command, inputs, date, versions, and when and how this page was written."""
+    rows = _checkpoint_rows(record)
+    rows.append(("preprocessing", _preprocessing_text(record.get("preprocessing"))))
+    rows.append(("command", _code(record["command"]) if record.get("command") else _esc(_NOT_RECORDED)))
+    if record.get("inputs"):
+        rows.append(("inputs", "<br>".join(_code(i) for i in record["inputs"])))
+    if record.get("date"):
+        source = record.get("date_source")
+        note = f' <span class="muted">({_esc(source)})</span>' if source and source != "provenance.json" else ""
+        rows.append(("predicted", _esc(_when(record["date"])) + note))
+    else:
+        rows.append(("predicted", _esc(_NOT_RECORDED)))
+    if record.get("versions"):
+        rows.append(("versions", _versions(record["versions"])))
+    report = record.get("report") or {}
+    if report:
+        same = report.get("versions") == record.get("versions")
+        words = _esc(_when(report.get("date", ""))) + " by " + _code(report.get("command", ""))
+        if report.get("versions") and not same:
+            words += "<br>" + _versions(report["versions"])
+        rows.append(("this page", words))
+    known = {"checkpoints", "checkpoint_facts", "preprocessing", "command", "inputs", "date", "date_source",
+             "versions", "report"}
+    for key, value in record.items():
+        if key not in known:
+            shown = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+            rows.append((key, _esc(shown)))
+    body = "".join(f'<tr><th class="text">{_esc(k)}</th><td class="text">{v}</td></tr>' for k, v in rows)
+    return f'<table class="prov">{body}</table>'
 
 
 def _longitudinal(subjects: Mapping[str, list[dict]], columns: Sequence[str], plots: Mapping[str, str]) -> str:
@@ -177,31 +424,41 @@ def _longitudinal(subjects: Mapping[str, list[dict]], columns: Sequence[str], pl
             cells = _cell(row["timepoint"], True) + _cell(row["case_id"], True)
             for c in columns:
                 change, pct = row[f"{c}_change_ml"], row[f"{c}_change_pct"]
-                cells += _cell(f"{row[c]:.4f}") + _cell("" if change is None else f"{change:+.4f}")
-                cells += _cell("" if pct is None else f"{pct:+.2f}")
+                cells += _cell(row[c], shown=volume_text(row[c]))
+                cells += _cell("" if change is None else change, shown=_change_text(change))
+                cells += _cell("" if pct is None else pct, shown="" if pct is None else f"{pct:+.1f}")
             body += f"<tr>{cells}</tr>"
         parts.append(f'<h3 id="subject-{_esc(subject)}">{_esc(subject)}</h3><div class="subject">'
-                     f'<table class="sortable longitudinal" data-subject="{_esc(subject)}"><thead><tr>{head}'
-                     f"</tr></thead><tbody>{body}</tbody></table>{plots[subject]}</div>")
+                     f'<div class="wide"><table class="sortable longitudinal" data-subject="{_esc(subject)}"><thead>'
+                     f"<tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{plots[subject]}</div>")
     return "".join(parts)
 
 
 def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequence[str],
                 extra_columns: Sequence[str], metric_columns: Sequence[str], views: Mapping[str, str],
                 overlays: Mapping[str, bytes], longitudinal: Mapping[str, list[dict]], plots: Mapping[str, str],
-                summary: Mapping | None, record: Mapping, libraries: Sequence[str] = ()) -> str:
-    """The report as one HTML string (see the module docstring for what loads when)."""
+                summary: Mapping | None, record: Mapping, libraries: Sequence[str] = (),
+                notes: Sequence[tuple[str, str]] = ()) -> str:
+    """The report as one HTML string (see the module docstring for what loads when).
+
+    ``notes`` are ``(css class, text)`` paragraphs shown above the case table (``note``, or
+    ``note warn``): how the flag was set, whether the model was calibrated.
+    """
     case_parts, view_blocks = [], []
     for index, case in enumerate(cases):
         overlay = ""
         if case.case_id in overlays:
             data = base64.b64encode(overlays[case.case_id]).decode()
             overlay = f'<img alt="overlay of {_esc(case.case_id)}" data-src="data:image/png;base64,{data}">'
-        volumes = ", ".join(f"{c.removesuffix('_ml')} {case.volumes.get(c, '')} mL" for c in volume_columns)
+        volumes = ", ".join(f"{c.removesuffix('_ml')} {volume_text(case.volumes.get(c, ''))} mL" for c in volume_columns)
+        blank = ""
+        if case.case_id in views and case.background is None:
+            blank = ('<p class="muted">No anatomy under these labels: the input image of this case was not found '
+                     "(give the report --inputs, the data predict read).</p>")
         case_parts.append(
             f'<details class="case" id="case-{_esc(case.case_id)}" data-index="{index}"><summary>'
             f'{_esc(case.case_id)} <span class="muted">{_esc(volumes)}</span></summary><div class="case-body">'
-            f'{overlay}<div class="viewer-holder">{legend_html(scheme) if case.case_id in views else ""}</div>'
+            f'{overlay}<div class="viewer-holder">{legend_html(scheme) if case.case_id in views else ""}{blank}</div>'
             "</div></details>")
         if case.case_id in views:
             view_blocks.append(f'<script type="text/x-bsf-view" id="view-{index}">{views[case.case_id]}</script>')
@@ -209,12 +466,13 @@ def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequ
     sections = [f"<h1>{_esc(title)}</h1>",
                 f'<p class="muted">{len(cases)} case(s); labels: {_esc(scheme.name)}. Click a column to sort '
                 "(again to reverse); click a row to open the case. Flagged rows are shaded; Dice/F1 below 0.5 "
-                "in red.</p>", legend_html(scheme),
-                "<h2>Cases</h2>", '<input id="filter" type="search" placeholder="filter cases">',
+                "in red. Volumes in mL (volumes.csv keeps 4 decimals).</p>", legend_html(scheme),
+                "<h2>Cases</h2>", *(f'<p class="{_esc(css)}">{_esc(text)}</p>' for css, text in notes),
+                '<input id="filter" type="search" placeholder="filter cases">',
                 _case_table(cases, volume_columns, extra_columns, metric_columns)]
     if summary:
         sections += ["<h2>Metrics summary</h2>", "<details><summary>mean, std and median of each metric</summary>",
-                     _summary_table(summary), "</details>"]
+                     _summary_table(summary, cases), "</details>"]
     if longitudinal:
         sections += ["<h2>Volumes over time</h2>",
                      '<p class="muted">Change is from the previous scan of the same subject; written also to '

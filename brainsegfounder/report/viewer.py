@@ -10,6 +10,9 @@ and the volume as PNG sprites, so it works offline. This module
 - re-encodes the background sprite (a PNG of every slice) as JPEG, 3-4x smaller; the label
   sprite stays PNG so that label colours are exact;
 - removes the one online reference nilearn adds (a favicon link) so the page asks for nothing;
+- draws the L/R orientation letters itself, inside each view's own edges (:data:`LETTERS_JS`):
+  brainsprite puts them 5% of a view's width from its edges, centred, so the coronal view's R and
+  the axial view's L touch across the border between the two;
 - moves the JavaScript libraries every view repeats (jQuery, brainsprite: ~150 kB) out of each
   view (:func:`share_libraries`), so a 100-case page carries them once;
 - encodes the document so that it can sit, unparsed, inside the report until a case is opened
@@ -37,6 +40,39 @@ _SPRITE = re.compile(r'(<img id="spriteImg-[^"]*"[^>]*?src=")data:image/png;base
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 #: Scripts at least this long are libraries shared by every view (nilearn's case data is shorter).
 LIBRARY_MIN_CHARS = 20_000
+#: Marks nilearn's script that starts brainsprite; the letters script goes just before it.
+_START = re.compile(r"<script>(?=[^<]*initializeBrainSprite)")
+#: L and R of the coronal and axial views, each inside its own view (left-aligned L, right-aligned R,
+#: half the font size from the edges), and a grey line between the views, redrawn whenever brainsprite
+#: draws; the letters' boxes are kept in ``window.bsfLetterBoxes`` (tests check that no two overlap
+#: and each stays inside its view).
+LETTERS_JS = """(function(){
+if (typeof brainsprite !== "function") { return; }
+var original = brainsprite;
+brainsprite = function (params) {
+  var brain = original(params), draw = brain.drawAll;
+  brain.drawAll = function () { draw(); letters(brain); };
+  brain.drawAll();
+  return brain;
+};
+function letters(b) {
+  var c = b.context, size = b.sizeFontPixels, pad = Math.max(3, Math.round(size / 2)), boxes = [];
+  var near = b.radiological ? "R" : "L", far = b.radiological ? "L" : "R";
+  c.save(); c.fillStyle = "#666";
+  c.fillRect(b.widthCanvas.X, 0, 1, b.canvas.height);
+  c.fillRect(b.widthCanvas.X + b.widthCanvas.Y, 0, 1, b.canvas.height);
+  c.font = size + "px Arial"; c.fillStyle = b.colorFont; c.textBaseline = "top";
+  [[b.widthCanvas.X, b.widthCanvas.Y], [b.widthCanvas.X + b.widthCanvas.Y, b.widthCanvas.Z]].forEach(function (v) {
+    [[near, "left", v[0] + pad], [far, "right", v[0] + v[1] - pad]].forEach(function (t) {
+      c.textAlign = t[1]; c.fillText(t[0], t[2], pad);
+      var w = c.measureText(t[0]).width, x0 = t[1] === "left" ? t[2] : t[2] - w;
+      boxes.push({text: t[0], x0: x0, x1: x0 + w, y0: pad, y1: pad + size, viewX0: v[0], viewX1: v[0] + v[1]});
+    });
+  });
+  c.restore();
+  window.bsfLetterBoxes = boxes;
+}
+})();"""
 
 
 def _jpeg_sprite(html: str, quality: int = 85) -> str:
@@ -124,8 +160,12 @@ def case_view_html(label_path: str | Path, scheme: RegionScheme, background: str
     elif max(label.shape) > max_side:
         # Without a background the label map itself sets the grid: keep it small too.
         bg = _downsampled(nib.Nifti1Image((label > 0).astype(np.float32) * 0.2, label_image.affine), max_side)
-    view = view_img(label_image, bg_img=bg, cut_coords=cut, cmap=_colormap(scheme, top), symmetric_cmap=False,
-                    vmin=0, vmax=top, threshold=0.5, resampling_interpolation="nearest", colorbar=False,
-                    black_bg=True, annotate=True, draw_cross=True, opacity=0.7, width_view=width,
-                    title=None)
-    return _jpeg_sprite(_FAVICON.sub("", view.get_standalone()))
+    options = dict(bg_img=bg, cut_coords=cut, cmap=_colormap(scheme, top), symmetric_cmap=False, vmin=0,
+                   vmax=top, threshold=0.5, resampling_interpolation="nearest", colorbar=False, black_bg=True,
+                   annotate=True, draw_cross=True, opacity=0.7, width_view=width, title=None)
+    document = view_img(label_image, show_lr=False, **options).get_standalone()
+    if _START.search(document):
+        document = _START.sub(lambda m: f"<script>{LETTERS_JS}</script>{m.group(0)}", document, count=1)
+    else:  # another nilearn: keep its own letters rather than none
+        document = view_img(label_image, show_lr=True, **options).get_standalone()
+    return _jpeg_sprite(_FAVICON.sub("", document))

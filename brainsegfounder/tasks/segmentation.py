@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 
-from brainsegfounder.checkpoints import FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
+from brainsegfounder.checkpoints import FLAG_CASES_KEY, FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import SCHEMES, RegionScheme, get_scheme
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
@@ -115,6 +115,7 @@ class SegmentationModule(BackboneTask):
         # Written by `brainsegfounder.calibrate` into a calibrated copy; the predictor applies them.
         self.temperature = checkpoint.get(TEMPERATURE_KEY)
         self.flag_threshold = checkpoint.get(FLAG_THRESHOLD_KEY)
+        self.flag_cases = checkpoint.get(FLAG_CASES_KEY)
         self.subset_dice = checkpoint.get(SUBSET_DICE_KEY)
 
     def _inputs_targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ import pytest
 
 from brainsegfounder.data.regions import get_scheme
 from brainsegfounder.report.__main__ import main
+from brainsegfounder.report.page import volume_text
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +69,12 @@ def test_page_lists_every_case_with_the_volumes_of_volumes_csv(browser, report):
         shown[cells[0]] = dict(zip(headers, cells, strict=True))
     assert set(shown) == {r["case_id"] for r in report["rows"]}
     for row in report["rows"]:
-        for region in ("TC", "WT", "ET"):
-            assert shown[row["case_id"]][f"{region} (mL)"] == row[f"{region}_ml"]
+        for region in ("TC", "WT", "ET"):  # read to 0.1 mL; volumes.csv keeps 4 decimals
+            assert shown[row["case_id"]][f"{region} (mL)"] == volume_text(row[f"{region}_ml"])
+            assert abs(float(shown[row["case_id"]][f"{region} (mL)"]) - float(row[f"{region}_ml"])) <= 0.05
         assert shown[row["case_id"]]["flag"] == row["flag"]
-    assert shown[report["rows"][0]["case_id"]]["dice_ET"] == "0.0000"
+    assert shown[report["rows"][0]["case_id"]]["Dice ET"] == "0.000"
+    assert shown[report["rows"][1]["case_id"]]["HD95 WT (mm)"] == "0.0"  # 2023 rules: mm, to 0.1 mm
     # Sorting by a header puts the smallest whole tumour first.
     next(th for th in table.find_elements(By.CSS_SELECTOR, "thead th") if th.text == "WT (mL)").click()
     first = table.find_element(By.CSS_SELECTOR, "tbody tr td").text
@@ -102,3 +105,28 @@ def test_opening_a_case_draws_the_viewer_without_errors(browser, report):
     red = (picture[..., 0] > 180) & (picture[..., 1] < 90) & (picture[..., 2] < 90)
     green = (picture[..., 1] > 120) & (picture[..., 0] < 120) & (picture[..., 2] < 120)
     assert red.sum() > 10 and green.sum() > 10, "the label colours of the legend are not drawn"
+
+
+def test_tables_fit_the_page_and_the_orientation_letters_do_not_overlap(browser, report):
+    """The evaluate report (BraTS 2023 rules: 20 metric columns) at 1300 px: the page is no wider than
+    the window (the case table scrolls inside its box), and L/R sit inside their own views, apart."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(report["html"].as_uri())
+    wide, window = browser.execute_script("return [document.documentElement.scrollWidth, "
+                                          "document.documentElement.clientWidth]")
+    assert wide <= window, f"the page is {wide} px wide in a {window} px window"
+    for table in browser.find_elements(By.CSS_SELECTOR, "table.prov, table.prov code"):
+        assert table.size["width"] <= window
+    case_id = report["rows"][0]["case_id"]
+    browser.find_element(By.CSS_SELECTOR, f'#cases tr[data-case="case-{case_id}"]').click()
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, f"#case-{case_id} iframe.viewer"))
+    time.sleep(1)
+    boxes = browser.execute_script("return window.bsfLetterBoxes")
+    browser.switch_to.default_content()
+    assert [b["text"] for b in boxes] == ["L", "R", "L", "R"]  # coronal and axial, neurological convention
+    for box in boxes:
+        assert box["viewX0"] < box["x0"] < box["x1"] < box["viewX1"], box
+    for left, right in zip(boxes[:-1], boxes[1:], strict=True):
+        assert left["x1"] < right["x0"], (left, right)
+    assert boxes[2]["x0"] - boxes[1]["x1"] >= boxes[1]["y1"] - boxes[1]["y0"]  # a letter's height apart at least

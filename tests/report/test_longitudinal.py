@@ -63,21 +63,22 @@ def test_report_states_tumour_growth_within_one_percent(tmp_path):
         assert float(row["WT_ml_change_pct"]) == pytest.approx(100 * (after - before) / before, rel=0.01)
     assert rows[0]["WT_ml_change_ml"] == "" and rows[0]["WT_ml_change_pct"] == ""
     page = (tmp_path / "report.html").read_text()
-    stated = f"{100 * (truth[1] - truth[0]) / truth[0]:+.2f}"
+    stated = f"{100 * (truth[1] - truth[0]) / truth[0]:+.1f}"
     assert stated in page and "<svg" in page and 'id="subject-BraTS-GLI-00042"' in page
 
 
-def test_volumes_csv_and_quality_columns_are_shown_as_written(tmp_path):
+def test_volumes_csv_and_review_columns_are_shown(tmp_path):
     label = np.zeros((16, 16, 16), np.uint8)
     label[4:8, 4:8, 4:8] = 1
     for case in ("sub-01_ses-1", "sub-01_ses-2"):
         nib.save(nib.Nifti1Image(label, np.eye(4)), tmp_path / f"{case}.nii.gz")
-    (tmp_path / "volumes.csv").write_text("case_id,lesion_ml,quality,flag\n"
-                                          "sub-01_ses-1,0.0640,0.93,\nsub-01_ses-2,0.5120,0.41,check\n")
+    (tmp_path / "volumes.csv").write_text("case_id,lesion_ml,expected_dice,flag,review\n"
+                                          "sub-01_ses-1,0.0640,0.93,0,\nsub-01_ses-2,0.5120,0.41,1,review first\n")
     write_report(tmp_path, scheme="lesion", viewers=False)
     page = (tmp_path / "report.html").read_text()
-    assert '<td data-v="0.5120">0.5120</td>' in page
-    assert ">quality</th>" in page and ">flag</th>" in page and 'class="flagged"' in page
+    assert '<td data-v="0.5120">0.51</td>' in page  # read to 0.01 mL below 1 mL, sorted on the file's value
+    assert ">expected Dice</th>" in page and ">flag</th>" in page and ">review</th>" in page
+    assert page.count('class="flagged"') == 1 and '<td data-v="0.41">0.41</td>' in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
 
 
