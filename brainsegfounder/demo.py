@@ -12,7 +12,7 @@ and the other 12 train. Stage 2 never sees the validation or test images either.
 ``--stages finetune`` runs the fine-tuning alone (from scratch); other ``--a.b=c`` arguments
 override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options.
 Synthetic data sets on real MNI152 anatomy are generated when missing. Every run writes new version folders under
-``runs/demo``; nothing is overwritten. The demo ends with a panel of what it wrote where and the
+``runs/demo``; nothing is overwritten. The demo ends with a list of what it wrote where and the
 ``predict``, ``evaluate`` and ``report`` commands to run on its own test cases.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from brainsegfounder.training.console import outputs_panel
+from brainsegfounder.training.console import print_outputs
 
 # No torch/Lightning import at module level: `--help` answers at once; run_demo imports them.
 
@@ -82,7 +82,7 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
     cli = fit_main(["--config", str(config), f"--data.init_args.root={data}", *where, *finetune_args])
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
     written, commands = next_steps(cli, data, ukb_data if stages == "all" else None, runs)
-    console.print(outputs_panel(written, commands, title="the demo wrote"))
+    print_outputs(console, written, commands, title="the demo wrote")
     return getattr(cli, "best_metrics", {})
 
 

@@ -32,7 +32,7 @@ def test_best_checkpoint_is_scored_on_a_test_fold_used_for_neither_and_the_panel
     from rich.console import Console
 
     from brainsegfounder.fit import main as fit_main
-    from brainsegfounder.training.console import outputs_panel
+    from brainsegfounder.training.console import print_outputs
 
     cli = fit_main(["--config", str(demo.CONFIG), f"--data.init_args.root={brats2021_root}",
                     "--data.init_args.n_folds=5", "--data.init_args.num_workers=0", "--data.init_args.validate=off",
@@ -57,5 +57,8 @@ def test_best_checkpoint_is_scored_on_a_test_fold_used_for_neither_and_the_panel
     evaluate = next(line for _, line in commands if "brainsegfounder.evaluate" in line)
     assert f"--subjects '[{','.join(split['test'])}]'" in evaluate  # scores the predicted cases, every one of them
     console = Console(width=70, record=True)
-    console.print(outputs_panel(written, commands))
-    assert "python -m brainsegfounder.report --predictions" in console.export_text()
+    print_outputs(console, written, commands)
+    lines = console.export_text().splitlines()
+    # Every path and command on one line of its own, whole, at 70 columns: copied, it runs.
+    assert all(line in lines for _, line in commands)
+    assert all(any(line.endswith(str(path)) for line in lines) for _, path in written)

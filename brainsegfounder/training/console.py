@@ -16,12 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from rich.console import Console, Group
-from rich.panel import Panel
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["metrics_table", "print_metrics", "outputs_panel"]
+__all__ = ["metrics_table", "print_metrics", "print_outputs"]
 
 
 def metrics_table(metrics: Mapping[str, float], title: str = "metrics", prefix: str = "") -> Table:
@@ -49,26 +48,31 @@ def print_metrics(metrics: Mapping[str, float], title: str = "metrics", prefix: 
         console.print(Text.assemble(("checkpoint: ", "bold"), str(source)), soft_wrap=True)
 
 
-def outputs_panel(written: Sequence[tuple[str, str | Path]], commands: Sequence[tuple[str, str]],
-                  title: str = "what was written where, what to run next") -> Panel:
-    """A short panel: ``(what, path)`` rows, then ``(purpose, command line)`` rows.
+def print_outputs(console, written: Sequence[tuple[str, str | Path]], commands: Sequence[tuple[str, str]],
+                  title: str = "what was written where, what to run next") -> None:
+    """Print ``(what, path)`` rows, then ``(purpose, command line)`` rows, each path and command whole.
 
-    Paths and commands are printed whole (no wrapping inside them) so that they can be copied.
+    No box and no wrapping by rich: a long path or command is one line that the terminal wraps
+    itself, so it copies as it is (a panel at 80 columns cut ``best-step=75.ckpt`` to
+    ``best-step=75.c`` and broke commands across its borders).
 
     >>> import io
     >>> from rich.console import Console
-    >>> console = Console(width=60, record=True, file=io.StringIO())
-    >>> console.print(outputs_panel([("data", "data/x")], [("predict", "python -m brainsegfounder.predict")]))
-    >>> "python -m brainsegfounder.predict" in console.export_text()
-    True
+    >>> console = Console(width=40, record=True, file=io.StringIO())
+    >>> line = "python -m brainsegfounder.predict --ckpt runs/demo/best-step=75.ckpt --input data/x"
+    >>> print_outputs(console, [("best checkpoint", "runs/demo/finetune/version_0/checkpoints/best-step=75.ckpt")],
+    ...               [("predict", line)])
+    >>> text = console.export_text()
+    >>> line in text.splitlines(), "runs/demo/finetune/version_0/checkpoints/best-step=75.ckpt" in text
+    (True, True)
     """
-    places = Table.grid(padding=(0, 2))
-    places.add_column(style="bold", no_wrap=True)
-    places.add_column(no_wrap=True, overflow="fold")
+    from rich.markup import escape
+
+    console.rule(title, align="left")
+    width = max((len(what) for what, _ in written), default=0)
     for what, path in written:
-        places.add_row(what, str(path))
-    lines: list = [places, Text("")]
+        console.print(f"[bold]{escape(what):<{width}}[/]  {escape(str(path))}", soft_wrap=True, highlight=False)
     for purpose, line in commands:
-        lines.append(Text(f"# {purpose}", style="dim"))
-        lines.append(Text(line, no_wrap=False, overflow="fold"))
-    return Panel(Group(*lines), title=title, expand=False)
+        console.print()
+        console.print(f"[dim]# {escape(purpose)}[/]", soft_wrap=True, highlight=False)
+        console.print(escape(line), soft_wrap=True, highlight=False)
