@@ -204,6 +204,28 @@ class BrainSegFounderCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         self._check_linked_values()
+        self._check_resumed_shapes()
+
+    def _check_resumed_shapes(self) -> None:
+        """A ``--ckpt_path`` of another model (size, regions, inputs) is one line before training, not
+        Lightning's page of ``size mismatch for net...`` (compared on a memory map: no weights read)."""
+        path = self.config.get("ckpt_path")
+        if not path:
+            return
+        state = read_checkpoint(path, what="--ckpt_path", mmap=True).get("state_dict") or {}
+        ours = self.model.state_dict()
+        for name, tensor in state.items():
+            if name in ours and tuple(ours[name].shape) != tuple(tensor.shape):
+                raise CheckpointError(
+                    f"--ckpt_path {path} holds another model than this config builds: {name} has shape "
+                    f"{tuple(tensor.shape)} there, {tuple(ours[name].shape)} here (another feature_size, preset, "
+                    "modalities or regions). Resume with the config it was trained with (config.yaml in its run "
+                    "folder), or start a new run from its weights with model.init_args.backbone.init_from.")
+        unknown = sorted(set(state) - set(ours))
+        if unknown:
+            raise CheckpointError(f"--ckpt_path {path} holds weights this model does not have (e.g. {unknown[0]}): "
+                                  "another task's checkpoint? Resume with the config it was trained with, or "
+                                  "start a new run from its weights with model.init_args.backbone.init_from.")
 
     def _check_linked_values(self) -> None:
         """A model value the user gave that the data's contradicts is a mistake, not something to drop silently."""

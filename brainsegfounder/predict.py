@@ -44,6 +44,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -206,8 +207,9 @@ def predict(
             (output / writers.UNCERTAINTY_FOLDER).mkdir(exist_ok=True)
         with Progress(*columns_progress, console=console, transient=True) as progress:
             task = progress.add_task("predicting", total=len(todo))
-            for case in todo:
+            for number, case in enumerate(todo, start=1):
                 sid = case.subject_id
+                started = time.perf_counter()
                 progress.update(task, description=f"predicting {escape(sid)}")
                 label_path, *_ = paths = targets(sid)
                 result = predictor.predict_case(case, keep_image=png_dir is not None, uncertainty=uncertainty)
@@ -244,6 +246,10 @@ def predict(
                     png_path.parent.mkdir(parents=True, exist_ok=True)
                     write_overlay(result, predictor.scheme, png_path)  # matplotlib only here
                 progress.advance(task)
+                if not console.is_terminal:  # a log file (a batch job) sees no bar: one line per case
+                    sizes = ", ".join(f"{n.upper()} {row[f'{n}_ml']:.1f} mL" for n in predictor.scheme.names)
+                    console.print(f"{number}/{len(todo)} {escape(sid)}: {sizes} "
+                                  f"({time.perf_counter() - started:.0f} s)", highlight=False, soft_wrap=True)
         with writers.output_lock(output):
             volumes = writers.read_volumes(volumes_path, columns, overwrite)
             unlisted = [c.subject_id for c in skipped if c.subject_id not in volumes]

@@ -184,9 +184,11 @@ def output_lock(output: Path) -> Iterator[None]:
 
 def ensure_writable(output: Path) -> None:
     """Create ``output`` and write and remove a probe file in it, before any case is predicted."""
+    from brainsegfounder.utils.folders import make_folder
+
     probe = output / f".probe-{os.getpid()}"
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        make_folder(output)  # removed again if the run is refused while it is still empty
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:

@@ -95,4 +95,7 @@ def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, 
                    prog=prog, description=description, default_env=False, fail_untyped=False,
                    parser_class=_bare_flag_parser())
     except BrainSegFounderError as err:
+        from brainsegfounder.utils.folders import remove_empty_made
+
+        remove_empty_made()  # a refusal leaves no empty output folder behind
         fail(err)

@@ -31,7 +31,8 @@ def test_two_process_validation_mean_equals_the_one_process_mean_over_three_subj
         write_case(root, f"BraTS2021_0000{i}", seed=i)
     run = tmp_path / "run"
     command = [sys.executable, "-m", "brainsegfounder.fit", "--config", str(DEMO), f"--data.init_args.root={root}",
-               "--data.init_args.n_folds=2", "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1",
+               "--data.init_args.n_folds=2", "--data.init_args.test_fold=null", "--data.init_args.batch_size=1",
+               "--data.init_args.samples_per_volume=1",
                "--data.init_args.queue_length=2", "--data.init_args.num_workers=0",
                f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
                "--trainer.max_steps=1", "--trainer.val_check_interval=1", "--trainer.num_sanity_val_steps=0",

@@ -23,7 +23,9 @@ def fit_root(tmp_path):
 
 
 def _fit_args(root, run, config=DEMO, *extra):
+    # Two folds, one validates and one trains: no test fold (the demo's test_fold 1 would leave none).
     return ["--config", str(config), f"--data.init_args.root={root}", "--data.init_args.n_folds=2",
+            "--data.init_args.test_fold=null",
             f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
             "--trainer.max_steps=1", "--trainer.num_sanity_val_steps=0", "--trainer.limit_val_batches=0",
             "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1", "--quiet=true", *extra]
@@ -94,7 +96,7 @@ def test_ckpt_path_last_skips_a_corrupt_newest_last_ckpt(fit_root, tmp_path, cap
     import os
 
     run = tmp_path / "run"
-    no_test_fold = "--data.init_args.test_fold=null"  # two folds: one validates, one trains
+    no_test_fold = "--data.init_args.test_fold=null"  # (already in _fit_args; kept explicit here)
     fit_main(_fit_args(fit_root, run, DEMO, no_test_fold))
     good = next(run.rglob("last.ckpt"))
     corrupt = run / "finetune" / "version_9" / "checkpoints" / "last.ckpt"
@@ -106,3 +108,13 @@ def test_ckpt_path_last_skips_a_corrupt_newest_last_ckpt(fit_root, tmp_path, cap
     err = capsys.readouterr().err
     assert f"skipped {corrupt}" in " ".join(err.split()) and "corrupt" in err and "Traceback" not in err
     assert cli.config["ckpt_path"] == str(good) and cli.trainer.global_step == 2
+
+
+def test_resuming_a_checkpoint_of_another_model_size_is_one_line(fit_root, tmp_path, capsys, random_checkpoint):
+    """It was Lightning's page of "size mismatch for net...", after the run folder was made."""
+    run = tmp_path / "run"
+    _refused(capsys, _fit_args(fit_root, run, DEMO, f"--ckpt_path={random_checkpoint}",
+                               "--model.backbone.feature_size=24"),
+             str(random_checkpoint), "holds another model than this config builds", "feature_size",
+             "backbone.init_from", roots=[fit_root])
+    assert not list(run.rglob("version_*"))

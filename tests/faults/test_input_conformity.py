@@ -87,6 +87,9 @@ def test_predict_says_which_files_it_conformed_and_which_do_not_look_skull_strip
     line = next(t for t in err.splitlines() if "BraTS2021_00000" in t and "background" in t)
     assert "constant background of 10" in line and "subtracted from the image" in line
     line = next(t for t in err.splitlines() if "BraTS2021_00001" in t and "skull-stripped" in t)
+    # Not a terminal (a batch job's log): one line per case with its volumes, as the bar would show.
+    assert any(t.startswith("1/2 BraTS2021_00000: TC ") and " mL (" in t for t in err.splitlines()), err
+    assert any(t.startswith("2/2 BraTS2021_00001: TC ") for t in err.splitlines()), err
     assert "0.0% of its voxels are 0" in line and "BraTS2021_00001/BraTS2021_00000_flair.nii.gz" in line, err
 
 

@@ -89,3 +89,15 @@ def test_folds_that_leave_no_training_subject_are_refused_naming_the_folds(brats
     text = str(caught.value)
     assert "no training subject is left" in text and "2 fold(s)" in text
     assert "fold 0 validates and fold 1 is the test set" in text and "data.n_folds 3 or more" in text
+
+
+def test_a_refusal_after_the_output_folder_was_made_leaves_no_empty_folder(random_checkpoint, cases, tmp_path,
+                                                                           capsys):
+    broken = cases / "BraTS2021_00001" / "BraTS2021_00001_t2.nii.gz"
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    code = _predict(random_checkpoint, [cases], kept / "new" / "pred")  # the folder is made, then the data refused
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be read" in err
+    assert not (kept / "new").exists() and kept.is_dir()  # what existed before stays
