@@ -71,31 +71,15 @@ def sliding_window_logits(x: torch.Tensor, network: Callable[[torch.Tensor], tor
                                     mode="gaussian")
 
 
-def sliding_window_probabilities(
-    x: torch.Tensor,
-    networks: Sequence[Callable[[torch.Tensor], torch.Tensor]],
-    roi_size: Sequence[int] | Sequence[Sequence[int]],
-    sw_batch_size: int | Sequence[int] = 2,
-    overlap: float | Sequence[float] = 0.5,
-    tta: bool = False,
-    bbox: bool = False,
-    align: bool = True,
-) -> torch.Tensor:
+def sliding_window_probabilities(x: torch.Tensor, networks: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+                                 *args, **kwargs) -> torch.Tensor:
     """Mean sigmoid probabilities ``(B, R, X, Y, Z)`` of the ``networks`` over a whole volume.
 
-    Args:
-        x: ``(B, C, X, Y, Z)`` preprocessed volumes, already on the networks' device.
-        networks: callables returning logits (one network, or an ensemble averaged in probability).
-        roi_size: window size in voxels, or one per network.
-        sw_batch_size: windows per forward pass, or one per network.
-        overlap: fraction of a window shared with its neighbour, or one per network.
-        tta: also average over the 8 mirrorings of the volume (8x the time).
-        bbox: run only the brain's bounding box (non-zero voxels of the raw input are the brain; the
-            z-scored input's background is its corner value), pasting background elsewhere.
-        align: with ``bbox``, keep the full volume's window grid (identical inside the brain).
+    The mean of :func:`member_probabilities` (every network x every mirroring), which takes the
+    same arguments and documents them.
     """
     total, count = None, 0
-    for probabilities in member_probabilities(x, networks, roi_size, sw_batch_size, overlap, tta, bbox, align):
+    for probabilities in member_probabilities(x, networks, *args, **kwargs):
         total = probabilities if total is None else total.add_(probabilities)
         count += 1
     return total / count
@@ -113,9 +97,20 @@ def member_probabilities(
 ) -> Iterator[torch.Tensor]:
     """Each member's sigmoid probabilities, one at a time: every network x every mirroring.
 
-    The arguments are :func:`sliding_window_probabilities`' (which averages these); a caller that
-    wants the spread across members (``predict --uncertainty``) sums them and their squares as
-    they come, so memory does not grow with the number of members.
+    :func:`sliding_window_probabilities` averages these; a caller that wants the spread across
+    members (``predict --uncertainty``) sums them and their squares as they come, so memory does
+    not grow with the number of members.
+
+    Args:
+        x: ``(B, C, X, Y, Z)`` preprocessed volumes, already on the networks' device.
+        networks: callables returning logits (one network, or an ensemble averaged in probability).
+        roi_size: window size in voxels, or one per network.
+        sw_batch_size: windows per forward pass, or one per network.
+        overlap: fraction of a window shared with its neighbour, or one per network.
+        tta: also the 8 mirrorings of the volume (8x the time).
+        bbox: run only the brain's bounding box (non-zero voxels of the raw input are the brain; the
+            z-scored input's background is its corner value), pasting background elsewhere.
+        align: with ``bbox``, keep the full volume's window grid (identical inside the brain).
     """
     count = len(networks)
     one_roi = isinstance(roi_size[0], int)
