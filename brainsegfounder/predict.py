@@ -133,10 +133,14 @@ def predict(
             brainsegfounder.calibrate, if any); needs calibrated checkpoints.
         flag_threshold: replaced by --flag_below (the old quality score was 1 - expected Dice:
             --flag_threshold 0.3 is --flag_below 0.7).
-        fast: faster, not identical: the sliding window over the brain's own box at overlap 0.25
-            (the default already skips windows outside the brain with identical results).
+        fast: the sliding window at overlap 0.25 on the brain's own box (not the cropped volume's
+            grid): fewer windows where the brain spans several, not identical labels. At the
+            demo's 2 mm grid it runs the same windows as the default (measured: same labels, 72 vs
+            74 s for 3 cases); docs/export.md has the full-size figures and the accuracy cost.
         engine: torch, or onnxruntime (the network run by ONNX Runtime on the CPU: same windows,
-            several times faster on CPUs; needs the onnx and onnxruntime packages).
+            labels identical in the benchmarks; measured 1.1-1.2x faster on 2 CPU cores (67 vs
+            74 s for 3 demo cases, 137 vs 165 s for one full-size case); needs the onnx and
+            onnxruntime packages).
         report: also write provenance.json and the offline HTML report (report.html) into --output.
         console: a rich Console for messages (Python use; default: stderr).
     """
