@@ -24,8 +24,8 @@ def fit_root(tmp_path):
 
 def _fit_args(root, run, config=DEMO, *extra):
     # Two folds, one validates and one trains: no test fold (the demo's test_fold 1 would leave none).
-    return ["--config", str(config), f"--data.init_args.root={root}", "--data.init_args.n_folds=2",
-            "--data.init_args.test_fold=null",
+    no_test_fold = ["--data.init_args.test_fold=null"] if config == DEMO else []
+    return ["--config", str(config), f"--data.init_args.root={root}", "--data.init_args.n_folds=2", *no_test_fold,
             f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}",
             "--trainer.max_steps=1", "--trainer.num_sanity_val_steps=0", "--trainer.limit_val_batches=0",
             "--data.init_args.batch_size=1", "--data.init_args.samples_per_volume=1", "--quiet=true", *extra]
