@@ -477,9 +477,10 @@ def collect(folders: Sequence[str | Path], out: str | Path, metric: str | None =
         rows += _read_rows(path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    metric = _default_metric(rows, metric)
+    paired_differences(rows, metric, interval)  # a run collected twice or pieces that do not pair: stop before writing
     write_table(rows, out)
     write_table(summarise(rows), out, stem="lowlabel_summary")
-    metric = _default_metric(rows, metric)
     plot_curve(rows, out / "lowlabel.png", metric)
     _paired_outputs(rows, out, metric, interval)
     return rows

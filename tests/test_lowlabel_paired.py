@@ -135,6 +135,10 @@ def test_collect_merges_pieces_into_a_paired_summary(tmp_path):
     lowlabel_main(["--collect", str(tmp_path / "scratch"), str(tmp_path / "stage2"), "--out", str(tmp_path / "boot"),
                    "--interval", "bootstrap"])
     assert {p["interval"] for p in csv.DictReader(open(tmp_path / "boot" / "lowlabel_paired.csv"))} == {"bootstrap"}
+    with pytest.raises(SystemExit):  # a piece collected twice: its runs would count twice; nothing is written
+        lowlabel_main(["--collect", str(tmp_path / "stage2"), str(tmp_path / "scratch"), str(tmp_path / "stage2"),
+                       "--out", str(tmp_path / "twice")])
+    assert not (tmp_path / "twice" / "lowlabel.csv").exists()
 
 
 def test_every_setting_of_a_seed_and_size_gets_the_same_flags_but_its_weights():
