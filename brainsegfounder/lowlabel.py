@@ -32,7 +32,15 @@ The study mode compares several pretrained weights at numbers of labelled subjec
 
 one run per (seed, setting, count) in ``<out>/<setting>_<count>_s<seed>``, and
 ``lowlabel_summary.csv``/``.md`` (mean, standard deviation, runs per setting and count).
-``--collect DIR [DIR ...]`` merges sweeps run apart into ``--out``.
+The design is paired: for one (seed, count) every setting gets the same fit flags but its weights
+(:func:`run_arguments`), so the same labelled subset, training seed and steps; each row records
+the subset it trained on (``train_subset``, a hash of the subject ids) and its ``steps``. So
+``lowlabel_paired.csv``/``.md``/``.png`` (:func:`paired_differences`) give, per pretrained
+setting, count and region, the mean over seeds of (setting - ``scratch``) with a 95% interval.
+``--probe frozen`` runs the same settings with the encoder frozen for the whole run
+(``model.backbone.freeze_encoder``), as settings ``<setting>-frozen`` compared with
+``scratch-frozen``. ``--collect DIR [DIR ...]`` merges sweeps run apart (pieces: ``--settings``,
+``--seeds``) into ``--out``; ``--resume`` reruns a piece into its folder, skipping recorded runs.
 
 Meant for GPU machines or long CPU runs, not CI; the config must name a logger with ``save_dir``
 and ``name`` (CSVLogger or WandbLogger), which the script points at each run folder.
@@ -56,14 +64,20 @@ from rich.table import Table
 
 from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, DataError, WeightsError
 
-__all__ = ["run_lowlabel", "summarise", "collect", "write_table", "plot_curve", "main"]
+__all__ = ["run_lowlabel", "run_arguments", "summarise", "paired_differences", "collect", "write_table",
+           "write_paired", "plot_curve", "plot_paired", "main"]
 
 SETTINGS = ("scratch", "pretrained")
-TABLE_NAMES = ("lowlabel.csv", "lowlabel.md", "lowlabel.png", "lowlabel_summary.csv")
+TABLE_NAMES = ("lowlabel.csv", "lowlabel.md", "lowlabel.png", "lowlabel_summary.csv", "lowlabel_paired.csv")
+#: The baseline every pretrained setting is paired with.
+BASELINE = "scratch"
+#: How ``--probe frozen`` marks its settings (run folders, table rows): ``stage2-frozen``.
+FROZEN = "-frozen"
+INTERVALS = ("t", "bootstrap")
 
 
 def _check(config: str | Path, fractions: Sequence[float], settings: Sequence[str], weights: dict[str, str],
-           out: Path, counts: Sequence[int] = ()) -> None:
+           out: Path, counts: Sequence[int] = (), resume: bool = False) -> None:
     """Every mistake that would otherwise surface after hours of training, raised now."""
     if not Path(config).is_file():
         raise DataError(f"config {config} does not exist; pass --config experiments/lowlabel_brats.yaml or your own.")
@@ -81,13 +95,65 @@ def _check(config: str | Path, fractions: Sequence[float], settings: Sequence[st
             raise WeightsError(f"weights of setting {name!r}: {path} does not exist; point it at a weights file "
                                "(e.g. model_weights_BRATS-pretrain.pt or an SSL run's checkpoint).")
     existing = [out / n for n in TABLE_NAMES if (out / n).exists()]
-    if existing:
-        raise DataError(f"{existing[0]} exists already; results are never overwritten. Choose another --out "
-                        "or move the old results away.")
+    if existing and not resume:
+        raise DataError(f"{existing[0]} exists already; results are never overwritten. Rerun with --resume to "
+                        "keep its runs and do only the missing ones, or choose another --out.")
 
 
 def _run_name(setting: str, size: float, seed: int | None = None) -> str:
     return f"{setting}_{size:g}" + ("" if seed is None else f"_s{seed}")
+
+
+def _label(setting: str, probe: str | None) -> str:
+    """The name a setting's runs carry: ``stage2`` or, in the frozen probe, ``stage2-frozen``."""
+    return setting + (FROZEN if probe == "frozen" else "")
+
+
+def run_arguments(config: str | Path, setting: str, size_key: str, size: float, seed: int | None, out: Path,
+                  fit_args: Sequence[str] = (), weights: dict[str, str] | None = None,
+                  setting_args: dict[str, Sequence[str]] | None = None, probe: str | None = None) -> list[str]:
+    """The ``fit`` flags of one run: the pairing lives here.
+
+    For one (``size``, ``seed``) every setting gets the same flags (config, ``fit_args`` with the
+    steps, training-set size, ``split_seed`` = ``seed_everything`` = ``seed``) except where its run
+    is written, its ``init_from`` and its own ``setting_args``; so every setting sees the same
+    labelled subset, the same training seed and the same number of steps.
+
+    >>> run_arguments("c.yaml", "scratch", "count", 2, 0, Path("o"))[-2:]
+    ['--seed_everything=0', '--data.init_args.split_seed=0']
+    """
+    name = _run_name(_label(setting, probe), size, seed)
+    args = ["--config", str(config), *fit_args,
+            f"--data.init_args.train_{size_key}={size}",
+            f"--trainer.default_root_dir={out / name}",
+            f"--trainer.logger.init_args.save_dir={out}",
+            f"--trainer.logger.init_args.name={name}"]
+    if probe == "frozen":
+        args.append("--model.init_args.backbone.freeze_encoder=true")
+    if seed is not None:
+        args += [f"--seed_everything={seed}", f"--data.init_args.split_seed={seed}"]
+    if setting in (weights or {}):
+        args.append(f"--model.init_args.backbone.init_from={Path(weights[setting]).expanduser()}")
+    args += list((setting_args or {}).get(setting, ()))
+    return args
+
+
+def _subset_id(subject_ids: Sequence[str]) -> str:
+    """A short fingerprint of a labelled subset (order-free), so pairs can be checked for sameness."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(subject_ids)).encode()).hexdigest()[:12]
+
+
+def _default_metric(rows: list[dict], metric: str | None = None) -> str:
+    return metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """A ``lowlabel.csv`` back as rows: numbers as numbers, names and fingerprints as text."""
+    with path.open(newline="") as handle:
+        return [{k: v if k in ("setting", "train_subset", "run_dir") else _number(v) for k, v in row.items() if v != ""}
+                for row in csv.DictReader(handle)]
 
 
 def run_lowlabel(
@@ -102,6 +168,9 @@ def run_lowlabel(
     seeds: Sequence[int] | None = None,
     weights: dict[str, str] | None = None,
     setting_args: dict[str, Sequence[str]] | None = None,
+    probe: str | None = None,
+    resume: bool = False,
+    interval: str = "t",
 ) -> list[dict]:
     """Fine-tune once per (setting, training-set size, seed) and collect the best checkpoint's validation metrics.
 
@@ -125,11 +194,18 @@ def run_lowlabel(
             is the setting ``pretrained``.
         setting_args: setting name -> extra fit flags for that setting only (e.g. a Stage-1
             ``--model.init_args.backbone.modality_map``).
+        probe: ``"frozen"``: train only the decoder, the encoder frozen for the whole run
+            (``model.backbone.freeze_encoder``); settings are recorded as ``<setting>-frozen``.
+        resume: keep the runs ``out/lowlabel.csv`` records (same setting, size and seed) and run
+            only the others; without it an existing table stops the sweep.
+        interval: the paired summary's 95% interval, ``t`` or ``bootstrap``.
 
     Returns:
-        One dict per run: ``setting``, ``fraction`` or ``count``, ``seed``, ``train_subjects``, the
-        ``val/`` (and ``test/``) metrics, ``run_dir``. With ``seeds``, also ``lowlabel_summary.csv``/``.md``: mean,
-        standard deviation and number of runs per (setting, size) and metric.
+        One dict per run: ``setting``, ``fraction`` or ``count``, ``seed``, ``train_subjects``,
+        ``train_subset`` (fingerprint of the labelled subjects), ``steps``, the ``val/`` (and
+        ``test/``) metrics, ``run_dir``. With ``seeds``, also ``lowlabel_summary.csv``/``.md``
+        (mean, standard deviation and number of runs per (setting, size) and metric) and, once a
+        pretrained setting and ``scratch`` share a seed, ``lowlabel_paired.csv``/``.md``/``.png``.
     """
     from brainsegfounder.fit import main as fit_main
 
@@ -140,39 +216,44 @@ def run_lowlabel(
     settings = list(settings or ["scratch", *weights])
     counts = sorted(int(c) for c in counts)
     fractions = sorted(float(f) for f in fractions)
-    _check(config, fractions, settings, weights, out, counts)
+    if probe not in (None, "frozen"):
+        raise ConfigError(f"--probe {probe!r} is unknown; the probe is 'frozen' (encoder frozen, decoder trained).")
+    if interval not in INTERVALS:
+        raise ConfigError(f"--interval {interval!r} is unknown; choose one of {list(INTERVALS)}.")
+    _check(config, fractions, settings, weights, out, counts, resume)
     out.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     size_key, sizes = ("count", counts) if counts else ("fraction", fractions)
-    rows: list[dict] = []
+    rows: list[dict] = _read_rows(out / "lowlabel.csv") if resume and (out / "lowlabel.csv").is_file() else []
+    done = {_run_name(r["setting"], r[size_key], r.get("seed")) for r in rows if size_key in r}
     for seed in (seeds if seeds else [None]):
         for setting in settings:
             for size in sizes:
-                name = _run_name(setting, size, seed)
-                console.print(f"[bold]low-label[/] {setting}, {size:g} {'subjects' if counts else 'of the fold'}"
+                label = _label(setting, probe)
+                name = _run_name(label, size, seed)
+                if name in done:
+                    console.print(f"[bold]low-label[/] {name} is recorded in {out / 'lowlabel.csv'}: skipped")
+                    continue
+                console.print(f"[bold]low-label[/] {label}, {size:g} {'subjects' if counts else 'of the fold'}"
                               f"{'' if seed is None else f', seed {seed}'} -> {out / name}")
-                args = ["--config", str(config), *fit_args,
-                        f"--data.init_args.train_{size_key}={size}",
-                        f"--trainer.default_root_dir={out / name}",
-                        f"--trainer.logger.init_args.save_dir={out}",
-                        f"--trainer.logger.init_args.name={name}"]
-                if seed is not None:
-                    args += [f"--seed_everything={seed}", f"--data.init_args.split_seed={seed}"]
-                if setting in weights:
-                    args.append(f"--model.init_args.backbone.init_from={Path(weights[setting]).expanduser()}")
-                args += list((setting_args or {}).get(setting, ()))
-                cli = fit_main(args)
+                cli = fit_main(run_arguments(config, setting, size_key, size, seed, out, fit_args, weights,
+                                             setting_args, probe))
                 found = cli.best_metrics or {k: float(v) for k, v in cli.trainer.callback_metrics.items()}
-                rows.append({"setting": setting, size_key: size,
+                train_ids = [c.subject_id for c in cli.datamodule.train_cases]
+                rows.append({"setting": label, size_key: size,
                              **({} if seed is None else {"seed": seed}),
-                             "train_subjects": len(cli.datamodule.train_cases),
+                             "train_subjects": len(train_ids), "train_subset": _subset_id(train_ids),
+                             "steps": int(cli.trainer.global_step),
                              **{k: float(v) for k, v in sorted(found.items()) if k.startswith(("val/", "test/"))},
                              "run_dir": str(cli.trainer.log_dir)})
                 write_table(rows, out)
                 if seeds:
                     write_table(summarise(rows), out, stem="lowlabel_summary")
-    metric = metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
+                    _paired_outputs(rows, out, _default_metric(rows, metric), interval)
+    metric = _default_metric(rows, metric)
     plot_curve(rows, out / "lowlabel.png", metric)
+    if seeds:
+        _paired_outputs(rows, out, metric, interval)
     _print(rows, metric, console)
     return rows
 
@@ -202,11 +283,189 @@ def summarise(rows: list[dict]) -> list[dict]:
     return summary
 
 
-def collect(folders: Sequence[str | Path], out: str | Path, metric: str = "val/dice_mean") -> list[dict]:
+def _baseline_of(setting: str) -> str:
+    """``scratch`` for a fine-tuned setting, ``scratch-frozen`` for a frozen-encoder one."""
+    return BASELINE + (FROZEN if setting.endswith(FROZEN) else "")
+
+
+def _seed_order(seed: int | None) -> int:
+    return -1 if seed is None else int(seed)
+
+
+def _metric_keys(rows: list[dict], metric: str) -> list[str]:
+    """``metric`` and, when it is a mean Dice, every region's Dice of the same stage."""
+    stage = metric.split("/", 1)[0]
+    regions = sorted({k for r in rows for k in r if k.startswith(f"{stage}/dice_") and k != metric})
+    return [metric, *regions] if metric.endswith("/dice_mean") else [metric]
+
+
+def _interval(differences, interval: str, confidence: float) -> tuple[float, float]:
+    """The ``confidence`` interval of the mean of ``differences``: Student's t or a BCa bootstrap (scipy)."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    if np.ptp(d) == 0:  # no spread between seeds: both intervals collapse to the mean (scipy would warn)
+        return float(d[0]), float(d[0])
+    if interval == "bootstrap":
+        found = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=9999,
+                                rng=np.random.default_rng(0)).confidence_interval
+    else:
+        found = stats.ttest_1samp(d, 0.0).confidence_interval(confidence)
+    return float(found.low), float(found.high)
+
+
+def paired_differences(rows: list[dict], metric: str = "val/dice_mean", interval: str = "t",
+                       confidence: float = 0.95) -> list[dict]:
+    """Mean paired difference (setting - ``scratch``) over seeds, per training-set size and region.
+
+    Runs pair when they share the setting family's baseline (``scratch``, or ``scratch-frozen``
+    for a ``-frozen`` setting), the number of labelled subjects and the seed. A seed that only one
+    of the two has is left out (``left_out``), so ``n`` is the number of pairs. Pairs that did not
+    train on the same subset (``train_subset``) or for the same ``steps`` stop with an error: the
+    pieces they come from were run with different flags.
+
+    Returns one dict per (setting, size, metric): ``setting``, ``baseline``, ``train_subjects``,
+    ``metric`` (``metric`` and, for a mean Dice, each region's Dice), ``n``, ``seeds``,
+    ``left_out``, ``mean_difference``, ``ci_low``, ``ci_high`` (``confidence`` interval, NaN when
+    n < 2), ``interval`` and ``excludes_zero``.
+
+    >>> rows = [{"setting": s, "seed": k, "train_subjects": 1, "val/dice_mean": v}
+    ...         for s, values in (("scratch", (0.2, 0.3, 0.4)), ("stage2", (0.3, 0.5, 0.7)))
+    ...         for k, v in enumerate(values)]
+    >>> [(e["n"], round(e["mean_difference"], 3)) for e in paired_differences(rows)]
+    [(3, 0.2)]
+    """
+    import numpy as np
+
+    if interval not in INTERVALS:
+        raise ConfigError(f"interval {interval!r} is unknown; choose one of {list(INTERVALS)}.")
+    runs: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["setting"], row["train_subjects"], row.get("seed"))
+        if key in runs:
+            raise DataError(f"two runs of {row['setting']} at {row['train_subjects']} subjects, seed {row.get('seed')} "
+                            f"({runs[key].get('run_dir')}, {row.get('run_dir')}); collect each piece once.")
+        runs[key] = row
+    keys = _metric_keys(rows, metric)
+    entries: list[dict] = []
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        baseline = _baseline_of(setting)
+        if setting == baseline or not any(r["setting"] == baseline for r in rows):
+            continue
+        for subjects in sorted({r["train_subjects"] for r in rows if r["setting"] == setting}):
+            mine = {k[2] for k in runs if k[:2] == (setting, subjects)}
+            theirs = {k[2] for k in runs if k[:2] == (baseline, subjects)}
+            seeds = sorted(mine & theirs, key=_seed_order)
+            for seed in seeds:
+                a, b = runs[(setting, subjects, seed)], runs[(baseline, subjects, seed)]
+                for field in ("train_subset", "steps"):
+                    if field in a and field in b and a[field] != b[field]:
+                        raise DataError(f"{setting} and {baseline} at {subjects} subjects, seed {seed} differ in "
+                                        f"{field} ({a[field]} vs {b[field]}): not a pair. The pieces were run with "
+                                        "different flags; rerun one so that only the weights differ.")
+            for key in keys:
+                pairs = [(s, runs[(setting, subjects, s)][key] - runs[(baseline, subjects, s)][key])
+                         for s in seeds if key in runs[(setting, subjects, s)] and key in runs[(baseline, subjects, s)]]
+                if not pairs:
+                    continue
+                differences = np.array([d for _, d in pairs], dtype=float)
+                low, high = _interval(differences, interval, confidence)
+                entries.append({
+                    "setting": setting, "baseline": baseline, "train_subjects": subjects, "metric": key,
+                    "n": len(pairs), "seeds": " ".join(str(s) for s, _ in pairs),
+                    "left_out": " ".join(str(s) for s in sorted(mine ^ theirs, key=_seed_order)),
+                    "mean_difference": float(differences.mean()), "ci_low": low, "ci_high": high,
+                    "interval": interval, "excludes_zero": bool(low > 0 or high < 0)})
+    return entries
+
+
+def _signed(value: float) -> str:
+    """``+0.123``; a value that rounds to zero is ``+0.000``, never ``-0.000``."""
+    return f"{0.0 if abs(value) < 5e-4 else value:+.3f}"
+
+
+def write_paired(entries: list[dict], out: str | Path, stem: str = "lowlabel_paired") -> tuple[Path, Path]:
+    """``<stem>.csv`` (every field) and ``<stem>.md`` (a table to read); returns both paths."""
+    csv_path, md_path = write_table(entries, out, stem=stem)
+    level = "95%"
+    lines = [f"| setting - baseline | labelled subjects | metric | pairs (seeds) | mean difference | {level} interval "
+             "| excludes 0 |", "| --- | ---: | --- | --- | ---: | --- | --- |"]
+    for e in entries:
+        seeds = f"{e['n']} ({e['seeds']}" + (f"; left out {e['left_out']}" if e["left_out"] else "") + ")"
+        span = "n < 2" if e["n"] < 2 else f"[{_signed(e['ci_low'])}, {_signed(e['ci_high'])}] ({e['interval']})"
+        lines.append(f"| {e['setting']} - {e['baseline']} | {e['train_subjects']} | {e['metric']} | {seeds} | "
+                     f"{_signed(e['mean_difference'])} | {span} | {'yes' if e['excludes_zero'] else 'no'} |")
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def plot_paired(entries: list[dict], path: str | Path) -> Path:
+    """The paired differences (PNG): one panel per metric (mean Dice, then each region), the mean
+    difference against the number of labelled subjects, one series per setting, its interval as
+    error bars, and a zero line: a bar that stays off the line is a difference the seeds support.
+    Points with fewer pairs than the most (a seed left out) are marked with their ``n``.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    keys = list(dict.fromkeys(e["metric"] for e in entries))
+    settings = list(dict.fromkeys(e["setting"] for e in entries))
+    sizes = sorted({e["train_subjects"] for e in entries})
+    most = max(e["n"] for e in entries)
+    figure = Figure(figsize=(4.2 * len(keys), 4.0), layout="constrained")
+    axes_list = np.atleast_1d(figure.subplots(1, len(keys)))
+    for axes, key in zip(axes_list, keys, strict=True):
+        axes.axhline(0.0, color="black", linewidth=1)
+        for i, setting in enumerate(settings):
+            mine = [e for e in entries if e["metric"] == key and e["setting"] == setting]
+            if not mine:
+                continue
+            shift = 1.12 ** (i - (len(settings) - 1) / 2)  # side by side on the log axis
+            x = np.array([e["train_subjects"] for e in mine], dtype=float) * shift
+            y = np.array([e["mean_difference"] for e in mine])
+            errors = np.array([[e["mean_difference"] - e["ci_low"], e["ci_high"] - e["mean_difference"]]
+                               for e in mine]).T
+            axes.errorbar(x, y, yerr=np.nan_to_num(errors), fmt="o-", capsize=3,
+                          label=f"{setting} - {mine[0]['baseline']}" if key == keys[0] else None)
+            for xi, yi, e in zip(x, y, mine, strict=True):
+                if e["n"] < most:  # above its bar, clear of the other series
+                    top = e["ci_high"] if np.isfinite(e["ci_high"]) else yi
+                    axes.annotate(f"n={e['n']}", (xi, top), textcoords="offset points", xytext=(0, 4), fontsize=8,
+                                  ha="center", color=axes.lines[-1].get_color())
+        axes.margins(y=0.12)  # room for the n= marks above the bars
+        axes.set_xscale("log")
+        axes.set_xticks(sizes, [str(s) for s in sizes])
+        axes.minorticks_off()
+        axes.set_xlabel("labelled training subjects")
+        axes.set_title(key)
+        axes.grid(alpha=0.3)
+    axes_list[0].set_ylabel("paired difference (setting - baseline)")
+    span = "/".join(sorted({e["interval"] for e in entries}))
+    figure.suptitle(f"Mean paired difference over seeds (n = {most} pairs unless marked), 95% {span} interval")
+    figure.legend(loc="outside lower center", ncols=len(settings), fontsize=9)
+    figure.savefig(path, dpi=120)
+    return Path(path)
+
+
+def _paired_outputs(rows: list[dict], out: Path, metric: str, interval: str) -> list[dict]:
+    """``lowlabel_paired.csv``/``.md``/``.png`` in ``out`` once some setting pairs with its baseline."""
+    entries = paired_differences(rows, metric, interval)
+    if entries:
+        write_paired(entries, out)
+        plot_paired(entries, out / "lowlabel_paired.png")
+    return entries
+
+
+def collect(folders: Sequence[str | Path], out: str | Path, metric: str | None = None,
+            interval: str = "t") -> list[dict]:
     """Merge the ``lowlabel.csv`` of several sweeps (settings run apart, SLURM array tasks) into ``out``.
 
     Writes ``lowlabel.csv``/``.md`` (every run), ``lowlabel_summary.csv``/``.md`` (mean and spread
-    per setting and size) and ``lowlabel.png``; returns the rows.
+    per setting and size), ``lowlabel.png`` and, when pretrained settings and ``scratch`` share
+    seeds, ``lowlabel_paired.csv``/``.md``/``.png`` (:func:`paired_differences`); returns the rows.
 
     >>> collect(["runs/study/lowlabel_scratch", "runs/study/lowlabel_stage2"], "runs/study/all")  # doctest: +SKIP
     """
@@ -215,15 +474,15 @@ def collect(folders: Sequence[str | Path], out: str | Path, metric: str = "val/d
         path = Path(folder) / "lowlabel.csv"
         if not path.is_file():
             raise DataError(f"{path} does not exist; pass folders written by python -m brainsegfounder.lowlabel.")
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                rows.append({k: _number(v) for k, v in row.items() if v != ""})
+        rows += _read_rows(path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    metric = _default_metric(rows, metric)
+    paired_differences(rows, metric, interval)  # a run collected twice or pieces that do not pair: stop before writing
     write_table(rows, out)
     write_table(summarise(rows), out, stem="lowlabel_summary")
-    metric = metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
     plot_curve(rows, out / "lowlabel.png", metric)
+    _paired_outputs(rows, out, metric, interval)
     return rows
 
 
@@ -264,7 +523,7 @@ def plot_curve(rows: list[dict], path: str | Path, metric: str | None = "val/dic
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no GUI backend needed on servers
 
-    metric = metric or ("test/dice_mean" if any("test/dice_mean" in r for r in rows) else "val/dice_mean")
+    metric = _default_metric(rows, metric)
     stage = metric.split("/", 1)[0]
     regions = sorted({k for r in rows for k in r if k.startswith(f"{stage}/dice_") and k != metric})
     panels = [metric, *regions] if metric.endswith("/dice_mean") and any("seed" in r for r in rows) else [metric]
@@ -345,11 +604,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="scratch and/or weight names; default: scratch and every weight given")
     parser.add_argument("--out", default="runs/lowlabel", help="folder for the runs and the table")
     parser.add_argument("--metric", default=None,
-                        help="the metric plotted (default: test/dice_mean with a test fold, else val/dice_mean)")
+                        help="the metric plotted and paired (default: test/dice_mean with a test fold, else "
+                             "val/dice_mean; a mean Dice brings every region's)")
+    parser.add_argument("--probe", choices=["frozen"], default=None,
+                        help="frozen: train only the decoder, the encoder (swinViT) frozen for the whole run "
+                             "(model.backbone.freeze_encoder); runs are named <setting>-frozen")
+    parser.add_argument("--resume", action="store_true",
+                        help="rerun a piece into its --out: runs its lowlabel.csv records are kept, not refitted")
+    parser.add_argument("--interval", choices=list(INTERVALS), default="t",
+                        help="the paired summary's 95%% interval of the mean difference over seeds: "
+                             "t (Student) or bootstrap (BCa, scipy)")
     args, fit_args = parser.parse_known_args(argv)
     try:
         if args.collect:
-            return collect(args.collect, args.out, args.metric)
+            return collect(args.collect, args.out, args.metric, args.interval)
         if not args.config:
             raise ConfigError("--config is required (a fit config, e.g. experiments/lowlabel_brats.yaml), "
                               "unless you --collect earlier sweeps.")
@@ -358,7 +626,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             per_setting[name] = flag
         return run_lowlabel(args.config, args.fractions, args.init_from, args.out, args.metric,
                             args.settings, fit_args, counts=args.counts, seeds=args.seeds, weights=weights,
-                            setting_args=per_setting)
+                            setting_args=per_setting, probe=args.probe, resume=args.resume, interval=args.interval)
     except BrainSegFounderError as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(2)

@@ -1,6 +1,7 @@
 """The low-label study mode: numbers of labelled subjects, several seeds, a summary with spread."""
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,37 @@ def test_collect_merges_sweeps_run_apart(tmp_path):
     summary = list(csv.DictReader(open(tmp_path / "all" / "lowlabel_summary.csv")))
     assert [float(s["val/dice_mean_mean"]) for s in summary] == pytest.approx([0.325, 0.525])
     assert (tmp_path / "all" / "lowlabel.png").is_file()
+
+
+def test_pieces_resume_and_pair_on_the_same_subset_and_steps(atlas_root, tmp_path, capsys):
+    import json
+
+    def piece(out, *args):
+        return lowlabel_main(["--config", str(DEMO_ATLAS), "--counts", "1", "--seeds", "3", "--out", str(out),
+                              f"--data.init_args.root={atlas_root}", *TINY, *args])
+
+    scratch = tmp_path / "scratch"
+    first = piece(scratch, "--settings", "scratch")
+    assert [(r["setting"], r["count"], r["seed"], r["steps"]) for r in first] == [("scratch", 1, 3, 1)]
+    with pytest.raises(SystemExit):  # a rerun without --resume never touches recorded results
+        piece(scratch, "--settings", "scratch")
+    assert "Rerun with --resume" in " ".join(capsys.readouterr().err.split())
+    table = (scratch / "lowlabel.csv").read_text()
+    again = piece(scratch, "--settings", "scratch", "--resume")  # everything recorded: no fit at all
+    assert "scratch_1_s3 is recorded" in " ".join(capsys.readouterr().err.split())
+    assert again == first and (scratch / "lowlabel.csv").read_text() == table
+    assert sorted(p.name for p in (scratch / "scratch_1_s3").iterdir()) == ["version_0"]  # no second run folder
+
+    # A pretrained setting in its own piece (the scratch run's checkpoint as its weights), merged with --collect.
+    weights = next((scratch / "scratch_1_s3").rglob("last.ckpt"))
+    warm = tmp_path / "warm"
+    piece(warm, "--weights", f"warm={weights}", "--settings", "warm")
+    rows = lowlabel_main(["--collect", str(scratch), str(warm), "--out", str(tmp_path / "all")])
+    a, b = rows
+    assert (a["setting"], b["setting"]) == ("scratch", "warm")
+    assert a["train_subset"] == b["train_subset"] and a["steps"] == b["steps"] == 1  # a true pair
+    splits = [json.loads((Path(r["run_dir"]) / "split.json").read_text()) for r in rows]
+    assert splits[0]["train"] == splits[1]["train"] and splits[0]["val"] == splits[1]["val"]
+    paired = list(csv.DictReader(open(tmp_path / "all" / "lowlabel_paired.csv")))
+    assert [(p["setting"], p["baseline"], p["n"]) for p in paired] == [("warm", "scratch", "1")] * len(paired)
+    assert float(paired[0]["mean_difference"]) == pytest.approx(b[paired[0]["metric"]] - a[paired[0]["metric"]])

@@ -44,6 +44,10 @@ class Backbone:
         source_modalities: the checkpoint's modalities in channel order, if it does not record them.
         allow_partial_init: accept a checkpoint that fills only part of the encoder.
         freeze_encoder_epochs: keep the encoder (``swinViT``) fixed for this many first epochs.
+        freeze_encoder: keep the encoder (``swinViT``) fixed for the whole run, so that only the rest
+            of the network (the convolutional skip blocks and the decoder) trains: the frozen-encoder
+            probe of docs/results.md, which measures what the encoder's weights hold without
+            letting fine-tuning change them. ``freeze_encoder_epochs`` is then irrelevant.
     """
 
     preset: str = "small"
@@ -55,6 +59,7 @@ class Backbone:
     source_modalities: list[str] | None = None
     allow_partial_init: bool = False
     freeze_encoder_epochs: int = 0
+    freeze_encoder: bool = False
 
     def __post_init__(self) -> None:
         # Checked here, when the config is read, rather than when the network is first built.

@@ -3,7 +3,7 @@
 :class:`BackboneTask` is the base of segmentation fine-tuning and both SSL stages. It receives a
 :class:`~brainsegfounder.models.backbone.Backbone`, the modalities (names in channel order, usually
 linked from the data module by ``fit``), loads ``backbone.init_from`` once before training, freezes
-the encoder for ``backbone.freeze_encoder_epochs``, and stores the data layer's
+the encoder for ``backbone.freeze_encoder_epochs`` (or the whole run, ``backbone.freeze_encoder``), and stores the data layer's
 :class:`~brainsegfounder.data.transforms.PreprocessingRecord` in every checkpoint, so predictors
 repeat training's preprocessing.
 
@@ -94,7 +94,7 @@ class BackboneTask(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         # Toggled after the optimiser was built (it holds every parameter); AdamW skips
         # parameters without gradients, so frozen ones stay exactly as loaded.
-        frozen = self.current_epoch < self.backbone.freeze_encoder_epochs
+        frozen = self.backbone.freeze_encoder or self.current_epoch < self.backbone.freeze_encoder_epochs
         for p in self.net.swinViT.parameters():
             p.requires_grad_(not frozen)
 
