@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -628,8 +627,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                             args.settings, fit_args, counts=args.counts, seeds=args.seeds, weights=weights,
                             setting_args=per_setting, probe=args.probe, resume=args.resume, interval=args.interval)
     except BrainSegFounderError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(2)
+        from brainsegfounder.utils.cli import fail
+
+        fail(err)  # one line, never wrapped inside a path, exit 2
 
 
 if __name__ == "__main__":
