@@ -359,12 +359,13 @@ def evaluate(
     _print_table(summary, f"{task or label_scheme.name} ({rule_set} rules): {len(rows)} case(s), {counted}")
     console.print(f"scored {len(rows)} of {len(rows)} cases, {counted}"
                   + (f": {_names([case for case, _ in absent])}" if absent else ""), soft_wrap=True, highlight=False)
-    console.print(f"wrote {out} and {summary_path}" + (f" and overlays in {png}" if png is not None else ""))
+    console.print(f"wrote {out} and {summary_path}" + (f" and overlays in {png}" if png is not None else ""),
+                  soft_wrap=True)  # paths whole, never broken at the console's width
     if report is not None:
         from brainsegfounder.report import write_report
 
         written = write_report(pred, out=report, inputs=ref, metrics=out, scheme=label_scheme, overlays=png)
-        console.print(f"wrote the report {written.get('report', report)}")
+        console.print(f"wrote the report {written.get('report', report)}", soft_wrap=True)
     return summary
 
 
