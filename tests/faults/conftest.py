@@ -37,13 +37,23 @@ def write_case(root: Path, case_id: str, seed: int, label: bool = True) -> Path:
     return folder
 
 
+def write_cases(root: Path, count: int) -> Path:
+    """A BraTS 2021 data set root of ``count`` small cases (``write_case`` with seeds 0, 1, ...)."""
+    for i in range(count):
+        write_case(root, f"BraTS2021_{i:05d}", seed=i)
+    return root
+
+
 @pytest.fixture
 def cases(tmp_path) -> Path:
     """A BraTS 2021 data set root with two small cases, private to the test."""
-    root = tmp_path / "data"
-    for i in range(2):
-        write_case(root, f"BraTS2021_0000{i}", seed=i)
-    return root
+    return write_cases(tmp_path / "data", 2)
+
+
+@pytest.fixture
+def fit_root(tmp_path) -> Path:
+    """Four small cases to fit on (two folds of two), private to the test."""
+    return write_cases(tmp_path / "data", 4)
 
 
 class _Payload:

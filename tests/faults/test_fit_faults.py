@@ -9,17 +9,9 @@ import pytest
 
 from brainsegfounder.fit import main as fit_main
 from tests.conftest import DEMO, REPO
-from tests.faults.conftest import assert_one_clear_line, checksums, code_carrying_checkpoint, write_case
+from tests.faults.conftest import assert_one_clear_line, checksums, code_carrying_checkpoint
 
 STAGE2 = REPO / "experiments" / "demo_stage2.yaml"
-
-
-@pytest.fixture
-def fit_root(tmp_path):
-    root = tmp_path / "data"
-    for i in range(4):
-        write_case(root, f"BraTS2021_0000{i}", seed=i)
-    return root
 
 
 def _fit_args(root, run, config=DEMO, *extra):

@@ -17,15 +17,7 @@ import yaml
 
 from brainsegfounder.fit import main as fit_main
 from tests.conftest import DEMO, REPO
-from tests.faults.conftest import assert_one_clear_line, write_case
-
-
-@pytest.fixture
-def fit_root(tmp_path):
-    root = tmp_path / "data"
-    for i in range(4):
-        write_case(root, f"BraTS2021_0000{i}", seed=i)
-    return root
+from tests.faults.conftest import assert_one_clear_line
 
 
 def _config(tmp_path, every: int, step_log=None) -> str:

@@ -22,7 +22,7 @@ from brainsegfounder.inference.writers import VOLUMES_FILE, file_sha256
 from brainsegfounder.predict import main as predict_main
 from brainsegfounder.report import write_report
 from brainsegfounder.report.__main__ import main as report_main
-from tests.faults.conftest import MODALITIES, write_case
+from tests.faults.conftest import MODALITIES, write_cases
 
 _SPRITE = re.compile(r'id="spriteImg-[^"]*"[^>]*?src="data:image/(?:jpeg|png);base64,([A-Za-z0-9+/=]+)')
 
@@ -45,10 +45,7 @@ def _background(view: str) -> np.ndarray:
 
 @pytest.fixture
 def three_cases(tmp_path):
-    root = tmp_path / "data"
-    for i in range(3):
-        write_case(root, f"BraTS2021_0000{i}", seed=i)
-    return root
+    return write_cases(tmp_path / "data", 3)
 
 
 @pytest.mark.parametrize("form", ["case folders", "one case folder", "files"])
