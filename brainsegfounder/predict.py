@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from brainsegfounder.utils.cli import command
-from brainsegfounder.utils.errors import ConfigError, DataError
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["main", "predict"]
 
@@ -149,8 +149,10 @@ def predict(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from brainsegfounder.inference import writers
+    from brainsegfounder.inference.input_checks import check_existing, check_inputs
     from brainsegfounder.inference.inputs import find_inputs
     from brainsegfounder.inference.predictor import Predictor
+    from brainsegfounder.inference.review import flag_rule_of, review_columns
 
     if non_finite not in ("refuse", "zero"):
         raise ConfigError(f"--non_finite {non_finite!r}: choose refuse (the default) or zero.")
@@ -166,7 +168,7 @@ def predict(
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities,
                                            fast=fast, engine=engine)
-    cutoff, flag_cases, flag_source = _flag_rule(predictor, flag_below, uncertainty, console)  # may refuse
+    cutoff, flag_cases, flag_source = flag_rule_of(predictor, flag_below, uncertainty, console)  # may refuse
     cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     png_dir = Path(png).expanduser() if png is not None else None
@@ -174,7 +176,7 @@ def predict(
     if png_dir is not None:
         writers.check_output(png_dir, [Path(p) for p in input], cases)
     writers.ensure_writable(output)
-    non_finite_counts = _check_inputs(cases, predictor, non_finite, console)
+    non_finite_counts = check_inputs(cases, predictor, non_finite, console)
 
     columns = [f"{name}_ml" for name in predictor.scheme.names]
     columns += ["non_finite_voxels"] if non_finite == "zero" else []
@@ -199,7 +201,7 @@ def predict(
 
     digests = {c.subject_id: writers.inputs_digest(c) for c in cases}
     if not overwrite:
-        _check_existing(cases, targets, record, digests)
+        check_existing(cases, targets, record, digests)
     todo = [c for c in cases if overwrite or not all(p.exists() for p in targets(c.subject_id))]
     skipped = [c for c in cases if c not in todo]
     columns_progress = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -237,7 +239,7 @@ def predict(
                     if "missing_modalities" in columns:
                         row["missing_modalities"] = "+".join(missing[sid])
                     if uncertainty:
-                        row.update(_review_columns(result, predictor.calibrated, cutoff, flag_cases, flag_source))
+                        row.update(review_columns(result, predictor.calibrated, cutoff, flag_cases, flag_source))
                     # Files, record entries and the volumes row go in together, merged with what other
                     # runs into this folder wrote meanwhile (one writer at a time: writers.output_lock).
                     volumes = writers.commit_case(output, staged, sid, digests[sid], row, columns, overwrite)
@@ -278,42 +280,8 @@ def predict(
     return volumes
 
 
-def _flag_rule(predictor, flag_below: float | None, uncertainty: bool, console):
-    """(expected Dice below which a case is flagged, validation cases it was fitted on, where it came from).
-
-    Said once, in words, before the first case; refused when given for uncalibrated checkpoints (their
-    expected Dice is not one).
-    """
-    from brainsegfounder.inference.calibration import NOT_CALIBRATED, flag_rule
-
-    if not uncertainty:
-        return None, None, ""
-    if not predictor.calibrated:
-        if flag_below is not None:
-            raise ConfigError("--flag_below needs calibrated checkpoints: without temperatures the expected Dice "
-                              "is not one (a case of Dice 0.87 can read 0.10). Run brainsegfounder.calibrate on "
-                              "the checkpoint and predict with the .calibrated.ckpt it writes.")
-        console.print(f"[yellow]{NOT_CALIBRATED}[/]; volumes.csv's expected_dice and flag stay empty.",
-                      highlight=False, soft_wrap=True)
-        return None, None, ""
-    if flag_below is not None:
-        cutoff, cases, source = flag_below, None, "--flag_below"
-    else:
-        cutoff, cases, source = predictor.flag_below, predictor.flag_cases, "calibrate"
-    if cutoff is not None:
-        console.print(f"flag: {flag_rule(cutoff, cases, source)}", highlight=False, soft_wrap=True)
-    return cutoff, cases, source
 
 
-def _review_columns(result, calibrated: bool, cutoff: float | None, cases: int | None, source: str) -> dict:
-    """``expected_dice``, ``flag`` and ``review`` of one case (empty but for the review when not calibrated)."""
-    from brainsegfounder.inference.calibration import review_note
-
-    if not calibrated:
-        return {"expected_dice": "", "flag": "", "review": review_note(None, None, calibrated=False)}
-    expected = float(result.expected_dice)
-    return {"expected_dice": expected, "flag": "" if cutoff is None else int(expected < cutoff),
-            "review": review_note(expected, cutoff, cases, source)}
 
 
 def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predictor, png_dir, console) -> None:
@@ -335,52 +303,8 @@ def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predi
                   f"{written.get('anatomy', 0)} of {written.get('cases', 0)} case(s))", soft_wrap=True)
 
 
-def _check_inputs(cases, predictor, non_finite: str, console) -> dict[str, int]:
-    """Read every voxel of every case before any is predicted; returns NaN/Inf counts replaced by 0.
-
-    A truncated file, NaN/Inf voxels (unless ``--non_finite zero``) or a constant modality stops the
-    run here, naming the file, instead of a plausible but wrong segmentation later.
-    """
-    from brainsegfounder.data.validation import validate_cases
-
-    # The seam for networks trained to accept missing modalities: they will take a constant
-    # (all-zero) image as "missing" and set this from the checkpoint; today every modality is needed.
-    allow_constant = bool(getattr(predictor, "accepts_missing_modalities", False))
-    notes: list[str] = []
-    counts = validate_cases(cases, read_data=True, allow_non_finite=non_finite == "zero",
-                            allow_constant=allow_constant, whole_stream=True, background_notes=notes)
-    from rich.markup import escape
-
-    by_subject: dict[str, list[str]] = {}
-    for note in sorted(notes):
-        by_subject.setdefault(note.split(":", 1)[0], []).append(note)
-    for same in by_subject.values():  # one line per subject: its first file, and how many more alike
-        more = f" ({len(same) - 1} more of its files alike)" if len(same) > 1 else ""
-        console.print(f"[yellow]note:[/] {escape(same[0])}{more}", highlight=False, soft_wrap=True)
-    if non_finite != "zero":
-        return {}
-    for sid, count in counts.items():
-        if count:
-            console.print(f"[yellow]--non_finite zero:[/] subject {sid}: {count} NaN/Inf voxel(s) replaced by 0 "
-                          "(column non_finite_voxels of volumes.csv)", highlight=False, soft_wrap=True)
-    predictor.replace_non_finite = True
-    return counts
 
 
-def _check_existing(cases, targets, record, digests) -> None:
-    """Refuse (before any work) existing files with an output's name that this tool did not write as they are."""
-    problems = []
-    for case in cases:
-        for path in targets(case.subject_id):
-            if path.exists() and path.suffix != ".png":  # pictures are not measured from, and not recorded by hash
-                why = record.problem(path, digests[case.subject_id])
-                if why:
-                    problems.append(f"{path}: {why}")
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DataError(f"--output already holds {len(problems)} file(s) with prediction names that cannot be "
-                        f"trusted: {'; '.join(problems[:5])}{more}. Move them away, choose another --output, "
-                        "or pass --overwrite to replace them.")
 
 
 def shell_style(argv: Sequence[str]) -> list[str]:

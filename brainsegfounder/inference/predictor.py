@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torchio as tio
 
-from brainsegfounder.checkpoints import modalities_of, refuse_non_finite
+from brainsegfounder.checkpoints import modalities_of
 from brainsegfounder.data.conform import CropToForeground, ZeroConstantBackground
 from brainsegfounder.data.datamodule import as_triple
 from brainsegfounder.data.layouts import CaseFiles
@@ -43,11 +43,17 @@ from brainsegfounder.data.modality_dropout import missing_channels_tensor, parse
 from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.transforms import (
     PadToMinimumShape,
-    PreprocessingRecord,
     ReplaceNonFinite,
     preprocessing,
 )
 from brainsegfounder.inference.calibration import apply_temperature
+from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: predictor's public names
+    _describe,
+    _record,
+    accepted_missing,
+    load_segmentation,
+    resolve_device,
+)
 from brainsegfounder.inference.uncertainty import (
     combined_entropy,
     mean_subset_dice,
@@ -64,46 +70,12 @@ from brainsegfounder.utils.errors import ConfigError, DataError, WeightsError
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
 
-def load_segmentation(path: str | Path, device: torch.device):
-    """A segmentation checkpoint as an eval-mode module on ``device`` (``weights_only``; old formats too).
-
-    Read by :func:`~brainsegfounder.utils.safe_load.safe_load` (a file carrying code is refused as such,
-    never run); weights holding NaN/Inf are refused by name, since they would segment nothing.
-    """
-    # Imported here: Lightning and the network are only needed once checkpoints are read.
-    from brainsegfounder.tasks.segmentation import SegmentationModule
-
-    module = SegmentationModule.from_checkpoint(path, map_location=device).eval()
-    refuse_non_finite(module.state_dict(), f"--ckpt {path}")
-    return module
 
 
-def _record(module) -> PreprocessingRecord | None:
-    return module.preprocessing_record
 
 
-def _describe(module) -> dict:
-    """What ensemble members must agree on."""
-    record = _record(module)
-    scheme: RegionScheme = module.scheme
-    return {"input channels": int(module.hparams.in_channels), "modalities": modalities_of(module),
-            "regions": (scheme.names, scheme.labels, scheme.paint),
-            "spacing": record.spacing if record else None,
-            "crop_to_brain": bool(record.crop_to_brain) if record else False}
 
 
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` (CUDA when torch sees one), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu "
-                          "or install a CUDA build of torch.")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ConfigError(f"--device {name!r}: choose auto, cpu or cuda.")
-    return torch.device(name)
 
 
 @dataclass
@@ -157,10 +129,6 @@ class _Calibrated(torch.nn.Module):
         return apply_temperature(self.network(x), self.temperature)
 
 
-def accepted_missing(module) -> tuple[str, ...]:
-    """The modalities a segmentation module was trained to do without (its record's ``accepts_missing``)."""
-    record = _record(module)
-    return tuple(record.accepts_missing) if record is not None else ()
 
 
 class Predictor:

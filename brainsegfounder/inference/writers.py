@@ -40,25 +40,32 @@ import contextlib
 import csv
 import errno
 import fcntl
-import hashlib
 import json
 import os
-import platform
 import uuid
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
-from importlib import metadata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import torch
 
-from brainsegfounder.data.layouts import CaseFiles
-from brainsegfounder.data.layouts.base import is_nifti
-from brainsegfounder.data.regions import RegionScheme
-from brainsegfounder.metrics import volume_ml
+from brainsegfounder.inference.output_checks import check_output  # noqa: F401 - re-exported
+from brainsegfounder.inference.provenance import (  # noqa: F401 - re-exported
+    PROVENANCE_FILE,
+    file_sha256,
+    inputs_digest,
+    package_versions,
+    write_provenance,
+)
+from brainsegfounder.inference.volumes import (  # noqa: F401 - re-exported
+    _cell,
+    _parse,
+    _table_columns,
+    region_volumes,
+    volume_columns,
+    volumes_from_file,
+)
 from brainsegfounder.utils.errors import BrainSegFounderError, DataError
 
 if TYPE_CHECKING:  # only annotations: reading the outputs (report) needs no predictor
@@ -73,7 +80,6 @@ __all__ = ["LOCK_FILE", "RECORD_FILE", "OutputRecord", "StagedFiles", "commit_ca
 PROBABILITY_FOLDER = "probabilities"
 UNCERTAINTY_FOLDER = "uncertainty"
 VOLUMES_FILE = "volumes.csv"
-PROVENANCE_FILE = "provenance.json"
 PARTIAL_FOLDER = ".partial"
 RECORD_FILE = ".brainsegfounder.json"
 LOCK_FILE = ".brainsegfounder.lock"
@@ -102,19 +108,29 @@ def _make_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def _atomic(path: Path, partial_dir: Path, write) -> None:
-    """``write(temporary)`` then rename onto ``path``; on failure the temporary file is removed."""
-    temporary = partial_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}"
+def _write_temporary(path: Path, temporary: Path, write) -> None:
+    """``write(temporary)`` in its (made) folder; on failure the temporary file is removed, and an
+    ``OSError`` becomes one :class:`DataError` line naming ``path``."""
     try:
-        _make_folder(partial_dir)
+        _make_folder(temporary.parent)
         write(temporary)
-        os.replace(temporary, path)
     except OSError as err:
         temporary.unlink(missing_ok=True)
         raise write_error(path, err) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _atomic(path: Path, partial_dir: Path, write) -> None:
+    """``write(temporary)`` then rename onto ``path``; on failure the temporary file is removed."""
+    temporary = partial_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}"
+    _write_temporary(path, temporary, write)
+    try:
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise write_error(path, err) from None
 
 
 class StagedFiles:
@@ -132,15 +148,7 @@ class StagedFiles:
         """``write(temporary)``; a failure removes the temporary file and is one :class:`DataError` line."""
         self._count += 1
         temporary = self.partial_dir / f"{self._count}-{Path(path).name}"
-        try:
-            _make_folder(self.partial_dir)
-            write(temporary)
-        except OSError as err:
-            temporary.unlink(missing_ok=True)
-            raise write_error(path, err) from None
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+        _write_temporary(Path(path), temporary, write)
         self.files[Path(path)] = temporary
 
     def drop(self, path: Path) -> None:
@@ -197,17 +205,8 @@ def ensure_writable(output: Path) -> None:
         raise write_error(output, err) from None
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
-def inputs_digest(case: CaseFiles) -> str:
-    """One sha256 over a case's input files (modality names and contents), to tell when they changed."""
-    return hashlib.sha256(json.dumps({m: file_sha256(p) for m, p in case.images.items()}).encode()).hexdigest()
 
 
 class OutputRecord:
@@ -288,71 +287,22 @@ def write_uncertainty(result: CasePrediction, folder: Path, partial_dir: Path | 
     return paths
 
 
-def region_volumes(label: np.ndarray, scheme: RegionScheme, spacing: Sequence[float]) -> dict[str, float]:
-    """``{"<region>_ml": volume}`` of a label map with voxels of ``spacing`` mm (the ``volumes.csv`` columns)."""
-    regions = scheme.to_regions(torch.from_numpy(np.asarray(label).astype(np.int16))[None, None])[0]
-    return {f"{name}_ml": volume_ml(regions[i].numpy() > 0, spacing) for i, name in enumerate(scheme.names)}
 
 
-def volume_columns(scheme: RegionScheme) -> list[str]:
-    """``<region>_ml`` per output channel, the region columns of ``volumes.csv``."""
-    return [f"{name}_ml" for name in scheme.names]
 
 
-def volumes_from_file(path: Path, scheme: RegionScheme) -> dict[str, float]:
-    """:func:`region_volumes` of a label map on disk (its own voxel spacing)."""
-    image = nib.load(str(path))
-    return region_volumes(np.asanyarray(image.dataobj), scheme, image.header.get_zooms()[:3])
 
 
-#: Packages whose versions ``provenance.json`` records.
-_VERSIONS = ("brainsegfounder", "torch", "monai", "torchio", "pytorch-lightning", "nibabel", "nilearn", "numpy")
 
 
-def package_versions() -> dict[str, str]:
-    """``{"python": ..., package: version}`` of the packages a prediction depends on (those installed)."""
-    found = {"python": platform.python_version()}
-    for name in _VERSIONS:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
 
 
-def write_provenance(output: Path, checkpoints: Sequence[str | Path], preprocessing: dict | None, command: str,
-                     inputs: Sequence[str | Path]) -> Path:
-    """``<output>/provenance.json``: checkpoints, preprocessing record, command line, inputs, versions, date."""
-    record = {"checkpoints": [str(Path(c).resolve()) for c in checkpoints], "preprocessing": preprocessing,
-              "command": command, "inputs": [str(Path(p).resolve()) for p in inputs], "versions": package_versions(),
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    path = Path(output) / PROVENANCE_FILE
-    path.write_text(json.dumps(record, indent=2))
-    return path
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _parse(column: str, text: str):
-    """A ``volumes.csv`` cell back to its value: mL and expected Dice (or an older file's quality) as
-    floats, counts as ints, else text."""
-    if column.endswith("_ml"):
-        return float(text or 0)
-    if column in ("expected_dice", "quality") and text:
-        return float(text)
-    if column == "non_finite_voxels" and text:
-        return int(float(text))
-    return text
 
 
-def _table_columns(rows: dict[str, dict], columns: list[str]) -> list[str]:
-    """``columns``, then any other column a row carries (another run's optional columns are kept)."""
-    extra = dict.fromkeys(c for row in rows.values() for c in row if c not in columns and c != "case_id")
-    return [*columns, *extra]
 
 
 def _write_table(path: Path, rows: dict[str, dict], columns: list[str]) -> None:
@@ -442,38 +392,7 @@ def commit_case(output: Path, staged: StagedFiles, case_id: str, digest: str, ro
     return table
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
 
 
-def _holds_cases(folder: Path, besides: set[Path]) -> bool:
-    """Whether ``folder`` has sub-folders with NIfTI files other than ``besides`` (it is a data set root)."""
-    try:
-        return any(p.is_dir() and p.resolve() not in besides and any(is_nifti(f) for f in p.iterdir())
-                   for p in folder.iterdir())
-    except OSError:
-        return False
 
 
-def check_output(output: Path, inputs: Sequence[Path], cases: list[CaseFiles]) -> None:
-    """Refuse an output folder inside an input folder or an input data set root, or one that is a file.
-
-    A case folder's parent counts as its data set root: predicting one case folder of a data set
-    into the data set's root (or into a new folder beside the other cases) would mix predictions
-    with the data, and later readers of the root would take them for cases.
-    """
-    output = output.expanduser().resolve()
-    case_folders = {Path(p).expanduser().resolve().parent for case in cases for p in case.images.values()}
-    folders = case_folders | {Path(p).expanduser().resolve() for p in inputs if Path(p).is_dir()}
-    for folder in sorted(folders):
-        if _inside(output, folder):
-            raise BrainSegFounderError(f"--output {output} lies inside the input folder {folder}; predictions "
-                                       "are never written among the input data. Choose a folder elsewhere.")
-    roots = {f.parent for f in case_folders if f.parent != f} - folders
-    for root in sorted(roots):
-        if output == root or (_inside(output, root) and _holds_cases(root, folders | {output})):
-            raise BrainSegFounderError(f"--output {output} lies in {root}, the data set root of the input case "
-                                       "folder(s); predictions are never written among the input data. Choose a "
-                                       "folder outside it.")
-    if output.exists() and not output.is_dir():
-        raise BrainSegFounderError(f"--output {output} exists and is not a folder; choose a folder.")
