@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
 from brainsegfounder.models.presets import PRESETS, build_swin_unetr
+from brainsegfounder.models.window_attention import WINDOWS_PER_CHUNK
 from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["DEFAULT_BACKBONE", "Backbone", "upgrade_hparams"]
@@ -38,6 +39,9 @@ class Backbone:
         feature_size: override the preset's 48 (a multiple of 12; 12 for CPU-sized runs).
         gradient_checkpointing: recompute Swin blocks in the backward pass (less memory, slower).
         dropout_path_rate: stochastic depth of the Swin blocks.
+        attention_chunk: windows whose attention scores are alive at once while training (the rest
+            are recomputed in the backward pass; same results, a third of the memory); ``null``
+            keeps MONAI's attention (:mod:`~brainsegfounder.models.window_attention`).
         init_from: start from this checkpoint (Stage 1/2 SSL, a fine-tune, or a released ``.pt``).
         modality_map: target modality -> checkpoint modality, when the input channels differ
             (e.g. ``{flair: flair, t1ce: t1, t1: t1, t2: flair}`` from a Stage-1 checkpoint).
@@ -60,6 +64,7 @@ class Backbone:
     allow_partial_init: bool = False
     freeze_encoder_epochs: int = 0
     freeze_encoder: bool = False
+    attention_chunk: int | None = WINDOWS_PER_CHUNK
 
     def __post_init__(self) -> None:
         # Checked here, when the config is read, rather than when the network is first built.
@@ -99,7 +104,7 @@ class Backbone:
     def segmentation_network(self, in_channels: int, out_channels: int):
         """MONAI ``SwinUNETR`` of this size (one output channel per region)."""
         return build_swin_unetr(self.preset, in_channels, out_channels, self.feature_size,
-                                self.gradient_checkpointing, self.dropout_path_rate)
+                                self.gradient_checkpointing, self.dropout_path_rate, self.attention_chunk)
 
     def ssl_network(self, in_channels: int, projection_dim: int = 512, contrastive_pooling: str = "mean",
                     contrastive_norm: bool = True):
@@ -107,7 +112,7 @@ class Backbone:
         from brainsegfounder.models.ssl_heads import SSLHeads
 
         return SSLHeads(self.preset, in_channels, self.feature_size, projection_dim, self.gradient_checkpointing,
-                        self.dropout_path_rate, contrastive_pooling, contrastive_norm)
+                        self.dropout_path_rate, contrastive_pooling, contrastive_norm, self.attention_chunk)
 
     def load_weights(self, net, target_modalities: Sequence[str] | None, verbose: bool = True):
         """Fill ``net`` from ``init_from`` (nothing when it is unset); the import report, or ``None``."""

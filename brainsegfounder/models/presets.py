@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from monai.networks.nets import SwinUNETR
 
+from brainsegfounder.models.window_attention import WINDOWS_PER_CHUNK, chunk_window_attention
+
 from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["SwinUNETRPreset", "PRESETS", "build_swin_unetr", "count_parameters"]
@@ -50,6 +52,7 @@ def build_swin_unetr(
     feature_size: int | None = None,
     gradient_checkpointing: bool = False,
     dropout_path_rate: float = 0.0,
+    attention_chunk: int | None = WINDOWS_PER_CHUNK,
 ) -> SwinUNETR:
     """Build MONAI's ``SwinUNETR`` for a named preset.
 
@@ -62,6 +65,9 @@ def build_swin_unetr(
         gradient_checkpointing: recompute Swin blocks in the backward pass (less memory, ~20-30%
             slower); MONAI's ``use_checkpoint``.
         dropout_path_rate: stochastic depth rate of the Swin blocks.
+        attention_chunk: while training, compute window attention this many windows at a time and
+            recompute the scores in the backward pass (:mod:`~brainsegfounder.models.window_attention`:
+            same outputs, a third of the peak memory); ``None`` or 0 keeps MONAI's attention.
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
@@ -69,7 +75,7 @@ def build_swin_unetr(
     fs = spec.feature_size if feature_size is None else int(feature_size)
     if fs % 12:
         raise ConfigError(f"feature_size must be a multiple of 12 (Swin UNETR's heads), got {fs}.")
-    return SwinUNETR(
+    net = SwinUNETR(
         in_channels=in_channels,
         out_channels=out_channels,
         feature_size=fs,
@@ -79,6 +85,9 @@ def build_swin_unetr(
         dropout_path_rate=dropout_path_rate,
         spatial_dims=3,
     )
+    if attention_chunk:
+        chunk_window_attention(net, attention_chunk)
+    return net
 
 
 def count_parameters(module) -> int:

@@ -45,6 +45,7 @@ from monai.losses import ContrastiveLoss
 from torch import nn
 
 from brainsegfounder.models.presets import build_swin_unetr
+from brainsegfounder.models.window_attention import WINDOWS_PER_CHUNK
 
 __all__ = ["SSLHeads", "SSLLoss", "inpainting_decoder"]
 
@@ -80,11 +81,14 @@ class SSLHeads(nn.Module):
             learnt parameters, no running statistics; the paper: off).
         gradient_checkpointing: recompute Swin blocks in backward.
         dropout_path_rate: stochastic depth of the Swin blocks.
+        attention_chunk: windows of attention scores alive at once while training (see
+            :func:`~brainsegfounder.models.presets.build_swin_unetr`).
     """
 
     def __init__(self, preset: str = "small", in_channels: int = 2, feature_size: int | None = None,
                  projection_dim: int = 512, gradient_checkpointing: bool = False, dropout_path_rate: float = 0.0,
-                 contrastive_pooling: str = "mean", contrastive_norm: bool = True):
+                 contrastive_pooling: str = "mean", contrastive_norm: bool = True,
+                 attention_chunk: int | None = WINDOWS_PER_CHUNK):
         super().__init__()
         if contrastive_pooling not in ("mean", "token"):
             raise ValueError(f"contrastive_pooling must be 'mean' or 'token' (the paper's token 1), "
@@ -93,7 +97,7 @@ class SSLHeads(nn.Module):
         # Built through the segmentation preset and detached, so the encoder is by construction the
         # one a SwinUNETR of the same preset holds (same names, same shapes).
         self.swinViT = build_swin_unetr(preset, in_channels, 1, feature_size, gradient_checkpointing,
-                                        dropout_path_rate).swinViT
+                                        dropout_path_rate, attention_chunk).swinViT
         # The last stage's patch merging doubles the features once more: 16 x feature_size.
         bottleneck = 2 * self.swinViT.num_features
         self.rotation_head = nn.Linear(bottleneck, 4)
