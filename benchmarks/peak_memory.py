@@ -9,7 +9,7 @@ row in the README and docs/benchmarks.md comes from::
     BRAINSEGFOUNDER_KEEP_FREED_MEMORY=0 python -m benchmarks.peak_memory -- python -m brainsegfounder.demo ...
 
 It prints one JSON line (``peak_rss_gib``, ``peak_pss_gib``, ``wall_s``, ``exit``) after the
-command's own output; ``--out FILE`` also writes it. Linux only (``/proc``).
+command's own output; ``--out FILE`` also writes it, ``--timeline FILE.csv`` every sample. Linux only (``/proc``).
 
 Example:
     >>> from benchmarks.peak_memory import measure
@@ -68,15 +68,24 @@ def tree_memory(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def measure(command: list[str], every: float = 0.5) -> dict:
-    """Run ``command`` to its end, sampling its tree's memory; return the peaks (GiB) and wall time (s)."""
+def measure(command: list[str], every: float = 0.5, timeline: str | None = None) -> dict:
+    """Run ``command`` to its end, sampling its tree's memory; return the peaks (GiB) and wall time (s).
+
+    ``timeline``: also write every sample (seconds, RSS GiB, PSS GiB, processes) to this CSV, to see
+    which part of a long command holds the peak.
+    """
     start = time.perf_counter()
     process = subprocess.Popen(command)
     peak_rss = peak_pss = 0
+    rows = ["seconds,rss_gib,pss_gib,processes"]
     while process.poll() is None:
         rss, pss = tree_memory(process.pid)
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        if timeline:
+            rows.append(f"{time.perf_counter() - start:.1f},{rss / 2**20:.3f},{pss / 2**20:.3f},{len(_tree(process.pid))}")
         time.sleep(every)
+    if timeline:
+        Path(timeline).write_text("\n".join(rows) + "\n")
     return {"command": " ".join(command), "exit": process.returncode,
             "peak_rss_gib": round(peak_rss / 2**20, 3), "peak_pss_gib": round(peak_pss / 2**20, 3),
             "wall_s": round(time.perf_counter() - start, 1), "load_avg_1m_at_end": os.getloadavg()[0],
@@ -87,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peak_memory", description=__doc__.split("\n\n")[0])
     parser.add_argument("--every", type=float, default=0.5, help="seconds between samples")
     parser.add_argument("--out", default=None, help="also write the JSON record here")
+    parser.add_argument("--timeline", default=None, help="also write every sample to this CSV")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the command after --")
-    record = measure(command, args.every)
+    record = measure(command, args.every, args.timeline)
     line = json.dumps(record)
     print(line, flush=True)
     if args.out:
