@@ -47,6 +47,8 @@ PREPARATION = "preparation"
 RECORD_FILE = "preparation.json"
 #: Tie-break of the reference series (after voxel volume and isotropy).
 _REFERENCE_ORDER = ("t1ce", "t1", "t2", "flair")
+#: How series are resampled onto the prepared grid (a SimpleITK interpolator's name).
+INTERPOLATOR = "sitkLinear"
 #: Brain masks outside this range (mL) do not look like an adult brain: said, not refused.
 _BRAIN_ML = (500.0, 2500.0)
 
@@ -173,7 +175,8 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
             transform, figures = result.transform, {**result.to_dict(), "normalised_mi": round(nmi, 4)}
             say(f"{case_id}: {name} ({item.label}) registered to {ref}: {result.rotation_deg:.2f} degrees, "
                 f"{result.shift_mm:.2f} mm, normalised MI {nmi:.3f}")
-        prepared[name] = sitk.Resample(native[name], grid, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        prepared[name] = sitk.Resample(native[name], grid, transform, getattr(sitk, INTERPOLATOR), 0.0,
+                                       sitk.sitkFloat32)
         sitk.WriteTransform(transform, str(folder / PREPARATION / f"{name}.tfm"))
         series_record[name] = {
             "series_instance_uid": item.uid if item.is_dicom else None, "series_number": item.number,

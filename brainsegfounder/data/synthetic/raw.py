@@ -47,6 +47,10 @@ __all__ = ["GRIDS", "write_raw_study", "write_raw_studies", "MAX_ROTATION_DEG", 
 GRIDS: dict[str, dict[str, tuple[tuple[float, float, float], str, int]]] = {
     "clinical": {"flair": ((0.9, 0.9, 5.0), "axial", 3), "t1ce": ((1.0, 1.0, 1.0), "sagittal", 7),
                  "t1": ((1.0, 1.0, 1.0), "axial", 4), "t2": ((0.5, 0.5, 4.0), "axial", 5)},
+    # Every series 1 mm isotropic (other orientations and motions kept): what is lost to thick
+    # slices is then out of the comparison, and only the preparation's own error is left.
+    "isotropic": {"flair": ((1.0, 1.0, 1.0), "axial", 3), "t1ce": ((1.0, 1.0, 1.0), "sagittal", 7),
+                  "t1": ((1.0, 1.0, 1.0), "axial", 4), "t2": ((1.0, 1.0, 1.0), "coronal", 5)},
     # For tests: the same orientations, coarser (a 2 mm source case).
     "small": {"flair": ((1.8, 1.8, 5.0), "axial", 3), "t1ce": ((2.0, 2.0, 2.0), "sagittal", 7),
               "t1": ((2.0, 2.0, 2.0), "axial", 4), "t2": ((1.5, 1.5, 4.0), "axial", 5)},
@@ -98,7 +102,8 @@ def write_raw_study(case, out: str | Path, seed: int = 0, grids: str = "clinical
         out: the raw studies' root (``dicom/``, ``nifti/``, ``truth/`` go under it).
         seed: random seed of the motions, shells and noise.
         grids: a :data:`GRIDS` preset: ``clinical`` (FLAIR 0.9 x 0.9 x 5 mm axial, T1ce 1 mm
-            sagittal, T1 1 mm axial, T2 0.5 x 0.5 x 4 mm axial) or ``small`` (coarser, for tests).
+            sagittal, T1 1 mm axial, T2 0.5 x 0.5 x 4 mm axial), ``isotropic`` (every series 1 mm, T2
+            coronal) or ``small`` (coarser, for tests).
 
     Returns:
         The truth (what ``motion.json`` holds).
