@@ -39,7 +39,7 @@ def _volumes(path: Path) -> dict[str, dict[str, float]]:
                 for row in csv.DictReader(handle)}
 
 
-def measure(ckpt: str, out: Path, subjects: int, seed: int, source_spacing: float, spacing: float, grids: str,
+def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing: float, spacing: float, grids: str,
             skull_strip: str = "auto") -> dict:
     from brainsegfounder.data.layouts import find_cases
     from brainsegfounder.data.regions import get_scheme
@@ -53,10 +53,10 @@ def measure(ckpt: str, out: Path, subjects: int, seed: int, source_spacing: floa
     timings["generate_s"] = time.perf_counter() - started
     cases = find_cases("brats2021", out / "cases")
     started = time.perf_counter()
-    predict([ckpt], [str(out / "cases")], str(out / "pred_brats"), device="cpu")
+    predict(list(ckpt), [str(out / "cases")], str(out / "pred_brats"), device="cpu")
     timings["predict_brats_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    predict([ckpt], [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
+    predict(list(ckpt), [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
             spacing=spacing, skull_strip=skull_strip)
     timings["predict_raw_s"] = time.perf_counter() - started
     brats, raw = _volumes(out / "pred_brats" / "volumes.csv"), _volumes(out / "pred_raw" / "volumes.csv")
@@ -119,7 +119,7 @@ def picture(out: Path, case_id: str, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clinical_raw", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", required=True)
+    parser.add_argument("--ckpt", required=True, nargs="+", help="one checkpoint, or several (an ensemble)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
