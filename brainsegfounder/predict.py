@@ -104,7 +104,7 @@ def predict(
     reference: str | None = None,
     console=None,
 ) -> dict[str, dict[str, float]]:
-    """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
+    """Segment NIfTI scans (or raw DICOM studies) with trained BrainSegFounder checkpoints, on each input's own grid.
 
     Returns the volumes (mL per region) of every case in ``volumes.csv``, by case id.
 

@@ -5,7 +5,8 @@
 voxel grid as its DICOM files (or NIfTI file) define it. :func:`write_dicom_seg` writes one of
 them as a DICOM Segmentation (highdicom) whose frames reference the source series' instances, one
 segment per label value of the region scheme (BraTS 2021: necrotic core 1, oedema 2, enhancing
-tumour 4), so a DICOM viewer shows it over that series. Glue over SimpleITK and highdicom.
+tumour 4), made for a DICOM viewer to show over that series (read back with highdicom in the
+tests). Glue over SimpleITK and highdicom.
 
 Example:
     >>> from brainsegfounder.clinical.native import native_labels  # doctest: +SKIP
