@@ -16,6 +16,13 @@ raw study (head, clinical grids, known motion, DICOM). Then:
    region between the two label maps on the prepared grid (the BraTS-way labels carried there by the
    known motion, nearest neighbour).
 
+With ``--diagnose``, two controls per case, to tell the preparation's error from the model's
+sensitivity to the voxel grid: ``control_resampled``: the BraTS-way images merely resampled
+(linear) onto the prepared grid through the known motion, predicted and compared with the
+BraTS-way labels; ``on_brats_grid``: the raw series resampled onto the BraTS-way grid itself (the
+found registration chained with the known motion of the reference: an oracle atlas alignment),
+skull-stripped by the fallback, predicted and compared there, with volumes.
+
 Prints one table and writes ``<out>/clinical_raw.json``.
 """
 
@@ -75,8 +82,7 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
             brain_dice = dice(mask, true_brain > 0)
         ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
         theirs = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz"))
-        region_dice = {name: dice(a, b) for (name, a), b in zip(scheme.region_masks(ours).items(),
-                                                                scheme.region_masks(theirs).values(), strict=True)}
+        region_dice = _regions(scheme, ours, theirs)
         volume_diff = {k: (raw[cid][k] - brats[cid][k]) / brats[cid][k] if brats[cid][k] else None for k in brats[cid]}
         results["cases"][cid] = {
             "reference": prepared.record["reference"], "registration_error_mm": errors,
@@ -85,6 +91,57 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
             "region_dice_raw_vs_brats": region_dice}
     (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _regions(scheme, a, b) -> dict[str, float]:
+    return {name: dice(x, y) for (name, x), y in zip(scheme.region_masks(a).items(), scheme.region_masks(b).values(),
+                                                     strict=True)}
+
+
+def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
+    """The two controls of the module's text, added to ``results`` per case."""
+    from brainsegfounder.clinical.brain import brain_mask
+    from brainsegfounder.data.geometry import image_of_geometry
+    from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.predict import predict
+
+    scheme, modalities = get_scheme("brats2021"), ("flair", "t1ce", "t1", "t2")
+    for cid in results["cases"]:
+        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        motion = sitk.ReadTransform(str(truth / f"{prepared.record['reference']}_motion.tfm"))  # reference -> case
+        grid, source = image_of_geometry(prepared.record["grid"]), sitk.ReadImage(str(out / "cases" / cid / f"{cid}_t1.nii.gz"))
+        images = {}
+        for m in modalities:
+            case_image = sitk.ReadImage(str(out / "cases" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
+            sitk.WriteImage(sitk.Resample(case_image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32),
+                            str(_folder(out / "resampled" / cid) / f"{cid}_{m}.nii.gz"))
+            chain = sitk.CompositeTransform(3)  # the last added runs first: case -> reference -> series
+            chain.AddTransform(prepared.transform(m))
+            chain.AddTransform(motion.GetInverse())
+            native = sitk.ReadImage(str(out / "raw" / "nifti" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
+            images[m] = sitk.Resample(native, source, chain, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        mask, _ = brain_mask(images["t1"], "fallback")
+        for m, image in images.items():
+            sitk.WriteImage(sitk.Mask(image, mask), str(_folder(out / "on_brats_grid" / cid) / f"{cid}_{m}.nii.gz"))
+    for name in ("resampled", "on_brats_grid"):
+        predict(list(ckpt), [str(out / name)], str(out / f"pred_{name}"), device="cpu")
+    volumes = _volumes(out / "pred_on_brats_grid" / "volumes.csv")
+    for cid, row in results["cases"].items():
+        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        theirs = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz"))
+        resampled = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_resampled" / f"{cid}.nii.gz")))
+        brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
+        oracle = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_on_brats_grid" / f"{cid}.nii.gz")))
+        row["control_resampled_dice"] = _regions(scheme, resampled, theirs)
+        row["on_brats_grid_dice"] = _regions(scheme, oracle, brats)
+        row["on_brats_grid_volumes_ml"] = volumes[cid]
+    (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def picture(out: Path, case_id: str, path: Path) -> Path:
@@ -127,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=2.0)
     parser.add_argument("--grids", default="clinical")
     parser.add_argument("--skull_strip", default="auto")
+    parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
     parser.add_argument("--picture", type=Path, help="also draw the first case's native FLAIR with its labels here")
     args = parser.parse_args(argv)
     results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing, args.grids,
                       args.skull_strip)
+    if args.diagnose:
+        results = diagnose(args.ckpt, args.out, results)
     if args.picture is not None:
         picture(args.out, next(iter(results["cases"])), args.picture)
     for cid, row in results["cases"].items():
@@ -141,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         for key, diff in row["volume_relative_difference"].items():
             print(f"  {key}: BraTS-way {row['volumes_brats_ml'][key]:.2f}, raw DICOM {row['volumes_raw_ml'][key]:.2f}"
                   f" ({100 * diff:+.1f}%)" if diff is not None else f"  {key}: empty")
-        print("  Dice raw vs BraTS-way: " + ", ".join(f"{k} {v:.4f}" for k, v in row["region_dice_raw_vs_brats"].items()))
+        for key, title in (("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"),
+                           ("control_resampled_dice", "control: BraTS-way resampled onto the prepared grid vs BraTS-way"),
+                           ("on_brats_grid_dice", "raw prepared on the BraTS-way grid vs BraTS-way")):
+            if key in row:
+                print(f"  {title}: " + ", ".join(f"{k} {v:.4f}" for k, v in row[key].items()))
+        if "on_brats_grid_volumes_ml" in row:
+            print("  volumes on the BraTS-way grid (mL): " + ", ".join(
+                f"{k} {v:.2f} ({100 * (v - row['volumes_brats_ml'][k]) / row['volumes_brats_ml'][k]:+.1f}%)"
+                for k, v in row["on_brats_grid_volumes_ml"].items()))
     print(f"timings: {results['timings_s']}")
     return 0
 
