@@ -83,3 +83,9 @@ def test_the_command_refuses_in_one_line_and_changes_nothing(study_copy, tmp_pat
     assert code == 2, err
     assert_one_clear_line(err, "series 4 'AX T1 MPRAGE'", "a slice is missing", "Export the series again")
     assert checksums(study_copy) == before and not (tmp_path / "out").exists()
+
+
+def test_a_series_of_another_body_part_is_refused(study_copy):
+    _rewrite(sorted(study_copy.glob("*_t2/*.dcm")), BodyPartExamined="KNEE")
+    with pytest.raises(DataError, match=r"series 5 'AX T2 TSE' .*BodyPartExamined is 'KNEE', not the head"):
+        scan_dicom(study_copy)
