@@ -42,7 +42,7 @@ install: .install-stamp
 # tests/test_lock.py fails when the lock no longer satisfies pyproject.toml.
 lock: | $(PYTHON)
 	$(PIP) install -q "uv>=0.4"
-	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra export \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra export --extra clinical \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  $(if $(wildcard /opt/wheels),--find-links /opt/wheels,) \
 	  --no-header --annotation-style line --upgrade -o $(LOCK).tmp

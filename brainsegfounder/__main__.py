@@ -15,7 +15,8 @@ __all__ = ["COMMANDS", "listing", "main"]  # and one function per command (see b
 #: command -> what it does (the modules at the package root, and the report package).
 COMMANDS = {
     "fit": "train any task (SSL stages, fine-tuning) from one YAML file",
-    "predict": "segment new scans with trained checkpoints (NIfTI in, NIfTI out)",
+    "predict": "segment new scans with trained checkpoints (NIfTI or a DICOM study in)",
+    "preprocess": "prepare raw studies (DICOM or NIfTI series, skull on) as the model was trained",
     "evaluate": "score predictions against references as the challenges do",
     "report": "one offline HTML page of a predictions folder",
     "calibrate": "per-region temperatures and a flag threshold on the validation fold",

@@ -55,9 +55,9 @@ from brainsegfounder.utils.errors import ConfigError
 __all__ = ["main", "predict"]
 
 #: Options that take several values (``--ckpt a.ckpt b.ckpt``, or repeated).
-_LISTS = ("--ckpt", "--input")
+_LISTS = ("--ckpt", "--input", "--series")
 #: Options that may be given bare (``--tta``) as well as ``--tta true``.
-_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty", "--fast", "--report")
+_FLAGS = ("--probabilities", "--overwrite", "--tta", "--uncertainty", "--fast", "--report", "--preprocess")
 _PROG = "python -m brainsegfounder.predict"
 
 
@@ -97,9 +97,14 @@ def predict(
     fast: bool = False,
     engine: str = "torch",
     report: bool = False,
+    preprocess: bool = False,
+    series: list[str] | None = None,
+    skull_strip: str = "auto",
+    spacing: float | None = None,
+    reference: str | None = None,
     console=None,
 ) -> dict[str, dict[str, float]]:
-    """Segment NIfTI scans with trained BrainSegFounder checkpoints; outputs lie on each input's own voxel grid.
+    """Segment NIfTI scans (or raw DICOM studies) with trained BrainSegFounder checkpoints, on each input's own grid.
 
     Returns the volumes (mL per region) of every case in ``volumes.csv``, by case id.
 
@@ -142,6 +147,16 @@ def predict(
             74 s for 3 demo cases, 137 vs 165 s for one full-size case); needs the onnx and
             onnxruntime packages).
         report: also write provenance.json and the offline HTML report (report.html) into --output.
+        preprocess: prepare every input (a study folder: DICOM files, or one NIfTI file per series, each
+            on its own grid, skull on) as the model was trained before predicting (docs/clinical.md);
+            a DICOM study folder is always prepared. The prepared cases go to <output>/prepared/, label
+            maps on every series' own grid to <output>/native/, a DICOM SEG to <output>/dicom_seg/.
+        series: MODALITY=SERIES for a series that is not recognised, or to choose between two (a
+            SeriesInstanceUID, series number or exact description); repeatable.
+        skull_strip: when preparing: auto (extract the brain when the images are not skull-stripped), yes, no.
+        spacing: when preparing: the prepared grid's voxel size in mm (default: the checkpoint's
+            training spacing, else 1 mm).
+        reference: when preparing: the modality every series is registered to (default: the finest series).
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -169,7 +184,10 @@ def predict(
                                            threshold=threshold, precision=precision, modalities=modalities,
                                            fast=fast, engine=engine)
     cutoff, flag_cases, flag_source = flag_rule_of(predictor, flag_below, uncertainty, console)  # may refuse
-    cases = find_inputs(input, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
+    prepared = {c.case_id: c for c in _prepare(input, output, predictor, preprocess, series, skull_strip, spacing,
+                                                 reference, overwrite, console)}
+    case_inputs = [str(c.folder) for c in prepared.values()] or input
+    cases = find_inputs(case_inputs, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
     png_dir = Path(png).expanduser() if png is not None else None
     writers.check_output(output, [Path(p) for p in input], cases)
@@ -182,6 +200,7 @@ def predict(
     columns += ["non_finite_voxels"] if non_finite == "zero" else []
     columns += ["missing_modalities"] if predictor.accepts_missing or predictor.subset else []
     columns += ["expected_dice", "flag", "review"] if uncertainty else []
+    columns += ["volumes_on"] if prepared else []
     volumes_path = output / writers.VOLUMES_FILE
     # This run's own temporary folder: other predicts into the same --output use their own.
     partial_root = output / writers.PARTIAL_FOLDER
@@ -238,6 +257,8 @@ def predict(
                         row["non_finite_voxels"] = non_finite_counts.get(sid, 0)
                     if "missing_modalities" in columns:
                         row["missing_modalities"] = "+".join(missing[sid])
+                    if sid in prepared:
+                        row["volumes_on"] = prepared[sid].record["volumes_on"]
                     if uncertainty:
                         row.update(review_columns(result, predictor.calibrated, cutoff, flag_cases, flag_source))
                     # Files, record entries and the volumes row go in together, merged with what other
@@ -251,6 +272,11 @@ def predict(
 
                     png_path.parent.mkdir(parents=True, exist_ok=True)
                     write_overlay(result, predictor.scheme, png_path)  # matplotlib only here
+                if sid in prepared:  # labels on every series' own grid, and a DICOM SEG
+                    from brainsegfounder.clinical.native import write_back
+
+                    legend = {value: name for value, (name, _) in predictor.scheme.legend.items()}
+                    write_back(prepared[sid], label_path, output, legend, overwrite=overwrite)
                 progress.advance(task)
                 if not console.is_terminal:  # a log file (a batch job) sees no bar: one line per case
                     sizes = ", ".join(f"{n.upper()} {row[f'{n}_ml']:.1f} mL" for n in predictor.scheme.names)
@@ -274,14 +300,34 @@ def predict(
         console.print(f"skipped {len(skipped)} case(s) already predicted in {output} "
                       "(pass --overwrite to predict them again)", soft_wrap=True)
     console.print(f"wrote {len(todo)} prediction(s) to {output} and volumes to {volumes_path}"
-                  + (f", overlays to {png_dir}" if png_dir is not None else ""), soft_wrap=True)
+                  + (f", overlays to {png_dir}" if png_dir is not None else "")
+                  + (f"; labels on each series' own grid to {output / 'native'}" if prepared else ""), soft_wrap=True)
     if report:
         _write_report(output, list(ckpt), list(input), cases, predictor, png_dir, console)
     return volumes
 
 
+def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_strip: str, spacing, reference,
+             overwrite: bool, console) -> list:
+    """The prepared cases of the DICOM studies among ``inputs`` (all inputs with ``--preprocess``)."""
+    from brainsegfounder.clinical.batch import prepare_many, studies_in, training_spacing
+    from brainsegfounder.clinical.modalities import parse_overrides
+    from brainsegfounder.inference import writers
 
-
+    studies = studies_in(inputs, preprocess)
+    if not studies:
+        if series:
+            raise ConfigError("--series names the series of a DICOM study (or of --preprocess inputs); these inputs "
+                              "are prepared cases.")
+        return []
+    if not predictor.modalities:
+        raise ConfigError("this checkpoint does not record its modalities: pass --modalities flair,t1ce,t1,t2.")
+    writers.check_output(output, studies, [])
+    writers.ensure_writable(output)
+    return prepare_many(studies, output / "prepared", predictor.modalities, training_spacing(predictor.spacing, spacing),
+                        skull_strip, parse_overrides(series, predictor.modalities), reference,
+                        allow_missing=predictor.accepts_missing, overwrite=overwrite,
+                        say=lambda line: console.print(line, soft_wrap=True, highlight=False, markup=False))
 
 
 def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predictor, png_dir, console) -> None:
@@ -303,11 +349,7 @@ def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predi
                   f"{written.get('anatomy', 0)} of {written.get('cases', 0)} case(s))", soft_wrap=True)
 
 
-
-
-
-
-def shell_style(argv: Sequence[str]) -> list[str]:
+def shell_style(argv: Sequence[str], lists: Sequence[str] = _LISTS, flags: Sequence[str] = _FLAGS) -> list[str]:
     """Accept the usual shell forms: ``--ckpt a b`` (several values) and bare ``--tta`` flags.
 
     jsonargparse reads a list option as ``--ckpt+ a --ckpt+ b`` and a flag as ``--tta true``.
@@ -319,13 +361,13 @@ def shell_style(argv: Sequence[str]) -> list[str]:
     current = None
     for arg in argv:
         if arg.startswith("--"):
-            current = arg if arg in _LISTS else None
-            out.append(f"{arg}=true" if arg in _FLAGS else arg)
+            current = arg if arg in lists else None
+            out.append(f"{arg}=true" if arg in flags else arg)
             if current:
                 out.pop()
         elif current:
             out += [f"{current}+", arg]
-        elif out and out[-1].endswith("=true") and out[-1][:-5] in _FLAGS and arg.lower() in ("true", "false"):
+        elif out and out[-1].endswith("=true") and out[-1][:-5] in flags and arg.lower() in ("true", "false"):
             out[-1] = f"{out[-1][:-5]}={arg.lower()}"  # --tta false: the value was given after all
         else:
             out.append(arg)

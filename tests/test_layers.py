@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "brainsegfounder"
-COMMANDS = ("fit", "predict", "evaluate", "calibrate", "robustness", "export", "demo", "lowlabel")
+COMMANDS = ("fit", "predict", "evaluate", "calibrate", "robustness", "export", "demo", "lowlabel", "preprocess")
 
 #: Bottom to top, as drawn in docs/architecture.md. A module belongs to the longest prefix listed.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("brainsegfounder.utils",)),
     ("data", ("brainsegfounder.data",)),
+    ("clinical", ("brainsegfounder.clinical",)),
     ("checkpoint contract", ("brainsegfounder.checkpoints",)),
     ("models and scoring", ("brainsegfounder.models", "brainsegfounder.metrics", "brainsegfounder.evaluation")),
     ("tasks", ("brainsegfounder.tasks",)),

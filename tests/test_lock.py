@@ -23,7 +23,7 @@ PYPROJECT = LOCK.parent / "pyproject.toml"
 def project_requirements() -> list[Requirement]:
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     requirements = [Requirement(r) for r in project["dependencies"]]
-    for extra in ("dev", "export"):
+    for extra in ("dev", "export", "clinical"):
         requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
     return [r for r in requirements if canonicalize_name(r.name) != "brainsegfounder"]
 

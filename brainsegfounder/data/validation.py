@@ -112,11 +112,13 @@ def validate_case(
             if shape != ref_shape:
                 problems.append(f"subject {sid}: {name} file {path} has shape {shape} but {ref_name} "
                                 f"({ref_path.name}) has {ref_shape}. Resample the modalities to one grid "
-                                "(co-register them) first.")
+                                "(co-register them) first: predict --preprocess, or python -m "
+                                "brainsegfounder.preprocess, does it (docs/clinical.md).")
             elif not np.allclose(affine, ref_affine, atol=affine_tolerance):
                 problems.append(f"subject {sid}: {name} file {path} has another affine (position or orientation) "
                                 f"than {ref_name} ({ref_path.name}); largest difference "
-                                f"{np.abs(affine - ref_affine).max():.4g} mm. Co-register the modalities.")
+                                f"{np.abs(affine - ref_affine).max():.4g} mm. Co-register the modalities: predict "
+                                "--preprocess, or python -m brainsegfounder.preprocess, does it (docs/clinical.md).")
         if name != "label" and data is not None:
             found, bad = _intensity_problems(sid, name, path, data, allow_non_finite, allow_constant)
             problems += found
@@ -156,7 +158,7 @@ def background_note(sid: str, name: str, path: Path, data: np.ndarray) -> str | 
     if share < MIN_ZERO_FRACTION:
         return (f"subject {sid}: {name} file {path} does not look skull-stripped: {100 * share:.1f}% of its voxels "
                 "are 0 (prepared BraTS images: about 80%). The model was trained on skull-stripped images; "
-                "check its labels, or skull-strip first (e.g. HD-BET).")
+                "check its labels, or skull-strip first (predict --preprocess does it: docs/clinical.md).")
     return None
 
 

@@ -25,7 +25,9 @@ anatomy in every layout.
 
 Modules: :mod:`.anatomy` (template, smooth fields, deformation), :mod:`.lesions` (glioma,
 resection cavity, strokes), :mod:`.contrasts` (signals, bias, noise), :mod:`.subjects` (one
-subject in memory), :mod:`.writers` (files through the layouts), :mod:`.cli` (the command).
+subject in memory), :mod:`.writers` (files through the layouts), :mod:`.cli` (the command);
+:mod:`.head`, :mod:`.raw` and :mod:`.dicom` turn cases into raw clinical studies (a head, each
+series on its own grid after a known head motion, DICOM + NIfTI + truth; docs/clinical.md).
 
 In Python:
 
@@ -42,6 +44,7 @@ From the shell::
     python -m brainsegfounder.data.synthetic --layout brats2021 --subjects 24 --out DIR --seed 0
     python -m brainsegfounder.data.synthetic --layout brats2024 --subjects 8 --out DIR
     python -m brainsegfounder.data.synthetic --layout brats2023 --cohort MET --subjects 8 --out DIR
+    python -m brainsegfounder.data.synthetic --layout brats2021 --subjects 2 --out DIR --raw RAW_DIR
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
     Options: ``--layout`` (required), ``--out`` (required), ``--subjects N`` (24), ``--seed S`` (0),
     ``--spacing MM`` (2.0), ``--overwrite true``, ``--cohort GLI|MET|MEN|PED|SSA``, ``--variety default|high``,
-    ``--timepoints N`` (a longitudinal series; brats2023, brats2024, atlas); ``--help`` lists them.
+    ``--timepoints N`` (a longitudinal series; brats2023, brats2024, atlas), ``--raw DIR`` (also raw
+    clinical studies: head, own grids, motion, DICOM + NIfTI + truth; ``--raw_grids clinical|small``);
+    ``--help`` lists them.
     """
     from brainsegfounder.data.synthetic.writers import generate
 

@@ -59,7 +59,8 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
              spacing: float = 2.0, overwrite: bool = False, cohort: str | None = None,
-             variety: str = "default", timepoints: int = 1) -> list[Path]:
+             variety: str = "default", timepoints: int = 1, raw: str | Path | None = None,
+             raw_grids: str = "clinical") -> list[Path]:
     """Write ``subjects`` synthetic subjects to ``out`` exactly as the real data set lays them out.
 
     Args:
@@ -78,6 +79,11 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
             ``ses-1``, ``ses-2``...): the same person with the lesion growing or shrinking. Also
             writes ``timepoints_truth.csv``: per scan, the nominal volume factor and the true
             volume (mL) of every evaluated region of the written label map.
+        raw: also write each case as a raw clinical study under this folder: a head around the
+            brain, each series on its own grid and orientation after a known head motion, as DICOM
+            and NIfTI, with the truth beside it (:mod:`~brainsegfounder.data.synthetic.raw`).
+        raw_grids: the raw series' grids: ``clinical`` (FLAIR 0.9 x 0.9 x 5 mm axial, T1ce 1 mm
+            sagittal, T1 1 mm axial, T2 0.5 x 0.5 x 4 mm axial) or ``small`` (coarser, for tests).
 
     Returns:
         One folder per subject: ``BraTS2021_00000``, ``BraTS-GLI-00000-000``, ``<eid>_20252_2_0``
@@ -144,6 +150,11 @@ def generate(layout: str, out: str | Path, subjects: int = 24, seed: int = 0,
         written += 1
     if truth:
         _write_truth(out / TRUTH_FILE, truth)
+    if raw is not None:
+        from brainsegfounder.data.synthetic.raw import write_raw_studies
+
+        studies = write_raw_studies(cases, raw, seed=seed, grids=raw_grids, overwrite=overwrite)
+        console.print(f"raw studies (DICOM, NIfTI, truth): {len(studies)} -> {raw}")
     if folds is not None and (overwrite or not folds_path.exists()):
         folds_path.parent.mkdir(parents=True, exist_ok=True)
         folds_path.write_text(json.dumps(folds, indent=2) + "\n")

@@ -1,0 +1,218 @@
+"""Raw clinical studies against the same cases prepared the BraTS way (issue 25's acceptance figures).
+
+::
+
+    python -m benchmarks.clinical_raw --ckpt runs/demo/finetune/version_0/checkpoints/best-step=75.ckpt \\
+        --out /tmp/clinical_bench --subjects 2 --seed 7 --source_spacing 2 --spacing 2 --grids clinical
+
+For each synthetic case (``--seed``, new subjects), the generator writes the BraTS-way case and its
+raw study (head, clinical grids, known motion, DICOM). Then:
+
+1. ``predict`` on the BraTS-way cases (the data set root);
+2. ``predict`` on the raw DICOM studies (prepared on the fly at ``--spacing`` mm);
+3. per case: the registration error of every series against the known motion (mean over the
+   reference's brain voxels, mm), the brain mask's Dice against the generated brain mask (with the
+   method's name), the volumes of both predicts (mL) and their relative difference, and the Dice per
+   region between the two label maps on the prepared grid (the BraTS-way labels carried there by the
+   known motion, nearest neighbour).
+
+With ``--diagnose``, two controls per case, to tell the preparation's error from the model's
+sensitivity to the voxel grid: ``control_resampled``: the BraTS-way images merely resampled
+(linear) onto the prepared grid through the known motion, predicted and compared with the
+BraTS-way labels; ``on_brats_grid``: the raw series resampled onto the BraTS-way grid itself (the
+found registration chained with the known motion of the reference: an oracle atlas alignment),
+skull-stripped by the fallback, predicted and compared there, with volumes.
+
+Prints one table and writes ``<out>/clinical_raw.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from brainsegfounder.clinical.prepare import load_prepared
+from brainsegfounder.clinical.truth import dice, registration_errors, truth_on_prepared
+
+
+def _volumes(path: Path) -> dict[str, dict[str, float]]:
+    with open(path, newline="") as handle:
+        return {row["case_id"]: {k: float(v) for k, v in row.items() if k.endswith("_ml")}
+                for row in csv.DictReader(handle)}
+
+
+def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing: float, spacing: float, grids: str,
+            skull_strip: str = "auto") -> dict:
+    from brainsegfounder.data.layouts import find_cases
+    from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.data.synthetic import generate
+    from brainsegfounder.predict import predict
+
+    timings = {}
+    started = time.perf_counter()
+    generate("brats2021", out / "cases", subjects=subjects, seed=seed, spacing=source_spacing, raw=out / "raw",
+             raw_grids=grids)
+    timings["generate_s"] = time.perf_counter() - started
+    cases = find_cases("brats2021", out / "cases")
+    started = time.perf_counter()
+    predict(list(ckpt), [str(out / "cases")], str(out / "pred_brats"), device="cpu")
+    timings["predict_brats_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    predict(list(ckpt), [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
+            spacing=spacing, skull_strip=skull_strip)
+    timings["predict_raw_s"] = time.perf_counter() - started
+    brats, raw = _volumes(out / "pred_brats" / "volumes.csv"), _volumes(out / "pred_raw" / "volumes.csv")
+    scheme = get_scheme("brats2021")
+    results = {"timings_s": {k: round(v, 1) for k, v in timings.items()}, "cases": {}}
+    for case in cases:
+        cid = case.subject_id
+        prepared = load_prepared(out / "pred_raw" / "prepared" / cid)
+        truth = out / "raw" / "truth" / cid
+        errors = registration_errors(prepared, truth)
+        stripping = prepared.record["skull_strip"]
+        brain_dice = None
+        if stripping.get("mask"):
+            mask = sitk.GetArrayFromImage(sitk.ReadImage(str(prepared.folder / stripping["mask"])))
+            true_brain = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, case.images["t1"]))
+            brain_dice = dice(mask, true_brain > 0)
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
+        theirs = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz"))
+        region_dice = _regions(scheme, ours, theirs)
+        volume_diff = {k: (raw[cid][k] - brats[cid][k]) / brats[cid][k] if brats[cid][k] else None for k in brats[cid]}
+        results["cases"][cid] = {
+            "reference": prepared.record["reference"], "registration_error_mm": errors,
+            "brain_method": stripping.get("method"), "brain_dice": brain_dice,
+            "volumes_brats_ml": brats[cid], "volumes_raw_ml": raw[cid], "volume_relative_difference": volume_diff,
+            "region_dice_raw_vs_brats": region_dice}
+    (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _regions(scheme, a, b) -> dict[str, float]:
+    return {name: dice(x, y) for (name, x), y in zip(scheme.region_masks(a).items(), scheme.region_masks(b).values(),
+                                                     strict=True)}
+
+
+def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
+    """The two controls of the module's text, added to ``results`` per case."""
+    from brainsegfounder.clinical.brain import brain_mask
+    from brainsegfounder.data.geometry import image_of_geometry
+    from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.predict import predict
+
+    scheme, modalities = get_scheme("brats2021"), ("flair", "t1ce", "t1", "t2")
+    for cid in results["cases"]:
+        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        motion = sitk.ReadTransform(str(truth / f"{prepared.record['reference']}_motion.tfm"))  # reference -> case
+        grid, source = image_of_geometry(prepared.record["grid"]), sitk.ReadImage(str(out / "cases" / cid / f"{cid}_t1.nii.gz"))
+        images = {}
+        for m in modalities:
+            case_image = sitk.ReadImage(str(out / "cases" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
+            sitk.WriteImage(sitk.Resample(case_image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32),
+                            str(_folder(out / "resampled" / cid) / f"{cid}_{m}.nii.gz"))
+            chain = sitk.CompositeTransform(3)  # the last added runs first: case -> reference -> series
+            chain.AddTransform(prepared.transform(m))
+            chain.AddTransform(motion.GetInverse())
+            native = sitk.ReadImage(str(out / "raw" / "nifti" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
+            images[m] = sitk.Resample(native, source, chain, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        mask, _ = brain_mask(images["t1"], "fallback")
+        for m, image in images.items():
+            sitk.WriteImage(sitk.Mask(image, mask), str(_folder(out / "on_brats_grid" / cid) / f"{cid}_{m}.nii.gz"))
+    for name in ("resampled", "on_brats_grid"):
+        predict(list(ckpt), [str(out / name)], str(out / f"pred_{name}"), device="cpu")
+    volumes = _volumes(out / "pred_on_brats_grid" / "volumes.csv")
+    for cid, row in results["cases"].items():
+        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        theirs = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz"))
+        resampled = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_resampled" / f"{cid}.nii.gz")))
+        brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
+        oracle = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_on_brats_grid" / f"{cid}.nii.gz")))
+        row["control_resampled_dice"] = _regions(scheme, resampled, theirs)
+        row["on_brats_grid_dice"] = _regions(scheme, oracle, brats)
+        row["on_brats_grid_volumes_ml"] = volumes[cid]
+    (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def picture(out: Path, case_id: str, path: Path) -> Path:
+    """The native FLAIR (its own 5 mm axial slices) at the slice with the most tumour, under the labels
+    predict wrote on that grid (BraTS colours: 1 red, 2 green, 4 yellow) beside the FLAIR alone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    flair = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "raw" / "nifti" / case_id / f"{case_id}_flair.nii.gz")))
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / "native" / f"{case_id}_flair.nii.gz")))
+    k = int(np.argmax((label > 0).sum(axis=(1, 2))))
+    image, labels = flair[k], label[k]  # LPS rows and columns: anterior up, the patient's left on the right
+    colours = ListedColormap(["#e41a1c", "#4daf4a", "#ffd92f"])
+    shown = np.ma.masked_where(labels == 0, np.select([labels == 1, labels == 2, labels == 4], [0, 1, 2], 0))
+    figure, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+    for axis, overlay in zip(axes, (False, True), strict=True):
+        axis.imshow(image, cmap="gray", vmax=np.percentile(flair, 99.5))
+        if overlay:
+            axis.imshow(shown, cmap=colours, vmin=0, vmax=2, alpha=0.45, interpolation="nearest")
+        axis.set_axis_off()
+    axes[0].set_title(f"native FLAIR, slice {k + 1} of {flair.shape[0]} (skull on)", fontsize=9)
+    axes[1].set_title("predict's labels on this grid (NCR red, ED green, ET yellow)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.clinical_raw", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt", required=True, nargs="+", help="one checkpoint, or several (an ensemble)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--subjects", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--source_spacing", type=float, default=2.0)
+    parser.add_argument("--spacing", type=float, default=2.0)
+    parser.add_argument("--grids", default="clinical")
+    parser.add_argument("--skull_strip", default="auto")
+    parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
+    parser.add_argument("--picture", type=Path, help="also draw the first case's native FLAIR with its labels here")
+    args = parser.parse_args(argv)
+    results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing, args.grids,
+                      args.skull_strip)
+    if args.diagnose:
+        results = diagnose(args.ckpt, args.out, results)
+    if args.picture is not None:
+        picture(args.out, next(iter(results["cases"])), args.picture)
+    for cid, row in results["cases"].items():
+        errors = ", ".join(f"{m} {e:.2f}" for m, e in row["registration_error_mm"].items())
+        print(f"{cid}: registration error (mm, vs reference {row['reference']}): {errors}")
+        if row["brain_dice"] is not None:
+            print(f"  brain mask Dice {row['brain_dice']:.4f} ({row['brain_method']})")
+        for key, diff in row["volume_relative_difference"].items():
+            print(f"  {key}: BraTS-way {row['volumes_brats_ml'][key]:.2f}, raw DICOM {row['volumes_raw_ml'][key]:.2f}"
+                  f" ({100 * diff:+.1f}%)" if diff is not None else f"  {key}: empty")
+        for key, title in (("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"),
+                           ("control_resampled_dice", "control: BraTS-way resampled onto the prepared grid vs BraTS-way"),
+                           ("on_brats_grid_dice", "raw prepared on the BraTS-way grid vs BraTS-way")):
+            if key in row:
+                print(f"  {title}: " + ", ".join(f"{k} {v:.4f}" for k, v in row[key].items()))
+        if "on_brats_grid_volumes_ml" in row:
+            print("  volumes on the BraTS-way grid (mL): " + ", ".join(
+                f"{k} {v:.2f} ({100 * (v - row['volumes_brats_ml'][k]) / row['volumes_brats_ml'][k]:+.1f}%)"
+                for k, v in row["on_brats_grid_volumes_ml"].items()))
+    print(f"timings: {results['timings_s']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Preparing a raw DICOM study: registration against the known motion, brain extraction against the
+generated brain mask, the stored transforms, and the prepared case predict reads unchanged."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from brainsegfounder.clinical.brain import FALLBACK
+from brainsegfounder.clinical.prepare import load_prepared, prepare_study
+from brainsegfounder.clinical.truth import dice, registration_errors, truth_on_prepared
+from brainsegfounder.inference.inputs import find_inputs
+from brainsegfounder.utils.errors import DataError
+from tests.clinical.conftest import CASE, MODALITIES
+
+
+def test_every_series_is_registered_within_a_millimetre_of_the_true_motion(prepared, raw_study):
+    errors = registration_errors(prepared, raw_study / "raw" / "truth" / CASE)
+    assert set(errors) == set(MODALITIES) - {prepared.record["reference"]}
+    assert max(errors.values()) <= 1.0, errors
+    for modality in errors:
+        assert prepared.record["series"][modality]["registration"]["normalised_mi"] > 1.05
+
+
+def test_the_brain_is_extracted_and_said_to_be_the_fallback(prepared, raw_study):
+    stripping = prepared.record["skull_strip"]
+    assert stripping["stripped"] and stripping["method"] == FALLBACK and "not HD-BET" in stripping["method"]
+    assert stripping["reference_zero_fraction"] < 0.05
+    truth = truth_on_prepared(prepared, raw_study / "raw" / "truth" / CASE,
+                              raw_study / "cases" / CASE / f"{CASE}_t1.nii.gz")
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(prepared.folder / stripping["mask"])))
+    assert dice(mask, sitk.GetArrayFromImage(truth) > 0) >= 0.9
+    flair = np.asarray(nib.load(prepared.images["flair"]).dataobj)
+    assert (flair[mask.transpose() == 0] == 0).all() and (flair == 0).mean() > 0.3  # BraTS-like background
+
+
+def test_the_prepared_case_is_a_brats_case_folder_on_the_asked_grid(prepared):
+    case = find_inputs([prepared.folder], MODALITIES)[0]
+    assert case.subject_id == CASE and list(case.images) == list(MODALITIES)
+    affines = [nib.load(p).affine for p in case.images.values()]
+    assert all(np.allclose(a, affines[0]) for a in affines)
+    assert np.allclose(np.diag(affines[0])[:3], 2.0)  # RAS, 2 mm
+    record = json.loads((prepared.folder / "preparation" / "preparation.json").read_text())
+    assert record["reference"] == "t1ce" and record["volumes_on"].startswith("the prepared grid (2 mm")
+    for modality in MODALITIES:
+        assert (prepared.folder / record["series"][modality]["transform"]).exists()
+        assert record["series"][modality]["series_instance_uid"] and record["series"][modality]["files"]
+    assert load_prepared(prepared.folder).record == record
+
+
+def test_a_series_that_does_not_register_is_refused_by_name(study_copy, tmp_path):
+    rng = np.random.default_rng(0)
+    for path in sorted(study_copy.glob("*_t2/*.dcm")):  # the T2's pixels replaced by noise: no anatomy
+        ds = pydicom.dcmread(path)
+        ds.PixelData = rng.integers(0, 4096, (ds.Rows, ds.Columns), dtype=np.uint16).tobytes()
+        ds.save_as(path)
+    with pytest.raises(DataError, match=r"registration of series t2 \(5 'AX T2 TSE'\) to the reference t1ce .* did not "
+                                        r"converge: .*normalised MI"):
+        prepare_study(study_copy, tmp_path / "out", MODALITIES, spacing=2.0, brain_method="fallback")
