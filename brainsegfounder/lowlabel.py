@@ -54,7 +54,6 @@ and ``name`` (CSVLogger or WandbLogger), which the script points at each run fol
 from __future__ import annotations
 
 import argparse
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,6 +73,7 @@ from brainsegfounder.evaluation.paired import (  # noqa: F401 - re-exported: low
     write_paired,
     write_table,
 )
+from brainsegfounder.evaluation.study_files import _paired_outputs, _read_rows, collect  # noqa: F401 - collect: public
 from brainsegfounder.utils.errors import BrainSegFounderError, ConfigError, DataError, WeightsError
 
 __all__ = ["run_lowlabel", "run_arguments", "summarise", "paired_differences", "collect", "write_table",
@@ -150,15 +150,6 @@ def _subset_id(subject_ids: Sequence[str]) -> str:
     import hashlib
 
     return hashlib.sha1("\n".join(sorted(subject_ids)).encode()).hexdigest()[:12]
-
-
-
-
-def _read_rows(path: Path) -> list[dict]:
-    """A ``lowlabel.csv`` back as rows: numbers as numbers, names and fingerprints as text."""
-    with path.open(newline="") as handle:
-        return [{k: v if k in ("setting", "train_subset", "run_dir") else _number(v) for k, v in row.items() if v != ""}
-                for row in csv.DictReader(handle)]
 
 
 def run_lowlabel(
@@ -261,66 +252,6 @@ def run_lowlabel(
         _paired_outputs(rows, out, metric, interval)
     _print(rows, metric, console)
     return rows
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-def _paired_outputs(rows: list[dict], out: Path, metric: str, interval: str) -> list[dict]:
-    """``lowlabel_paired.csv``/``.md``/``.png`` in ``out`` once some setting pairs with its baseline."""
-    entries = paired_differences(rows, metric, interval)
-    if entries:
-        write_paired(entries, out)
-        plot_paired(entries, out / "lowlabel_paired.png")
-    return entries
-
-
-def collect(folders: Sequence[str | Path], out: str | Path, metric: str | None = None,
-            interval: str = "t") -> list[dict]:
-    """Merge the ``lowlabel.csv`` of several sweeps (settings run apart, SLURM array tasks) into ``out``.
-
-    Writes ``lowlabel.csv``/``.md`` (every run), ``lowlabel_summary.csv``/``.md`` (mean and spread
-    per setting and size), ``lowlabel.png`` and, when pretrained settings and ``scratch`` share
-    seeds, ``lowlabel_paired.csv``/``.md``/``.png`` (:func:`paired_differences`); returns the rows.
-
-    >>> collect(["runs/study/lowlabel_scratch", "runs/study/lowlabel_stage2"], "runs/study/all")  # doctest: +SKIP
-    """
-    rows: list[dict] = []
-    for folder in folders:
-        path = Path(folder) / "lowlabel.csv"
-        if not path.is_file():
-            raise DataError(f"{path} does not exist; pass folders written by python -m brainsegfounder.lowlabel.")
-        rows += _read_rows(path)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    metric = _default_metric(rows, metric)
-    paired_differences(rows, metric, interval)  # a run collected twice or pieces that do not pair: stop before writing
-    write_table(rows, out)
-    write_table(summarise(rows), out, stem="lowlabel_summary")
-    plot_curve(rows, out / "lowlabel.png", metric)
-    _paired_outputs(rows, out, metric, interval)
-    return rows
-
-
-
-
-
-
 
 
 def _print(rows: list[dict], metric: str, console: Console) -> None:

@@ -171,12 +171,8 @@ def plot_paired(entries: list[dict], path: str | Path) -> Path:
                     axes.annotate(f"n={e['n']}", (xi, top), textcoords="offset points", xytext=(0, 4), fontsize=8,
                                   ha="center", color=axes.lines[-1].get_color())
         axes.margins(y=0.12)  # room for the n= marks above the bars
-        axes.set_xscale("log")
-        axes.set_xticks(sizes, [str(s) for s in sizes])
-        axes.minorticks_off()
-        axes.set_xlabel("labelled training subjects")
+        _size_axis(axes, sizes)
         axes.set_title(key)
-        axes.grid(alpha=0.3)
     axes_list[0].set_ylabel("paired difference (setting - baseline)")
     span = "/".join(sorted({e["interval"] for e in entries}))
     figure.suptitle(f"Mean paired difference over seeds (n = {most} pairs unless marked), 95% {span} interval")
@@ -283,15 +279,17 @@ def plot_curve(rows: list[dict], path: str | Path, metric: str | None = "val/dic
             line, = axes.plot(sizes, mean, marker="o", label=setting)
             axes.fill_between(sizes, mean - spread, mean + spread, color=line.get_color(), alpha=0.15)
             axes.scatter(*zip(*runs, strict=True), s=8, color=line.get_color(), alpha=0.5)
-        sizes = sorted({r["train_subjects"] for r in rows})
-        axes.set_xscale("log")
-        axes.set_xticks(sizes, [str(s) for s in sizes])
-        axes.minorticks_off()
-        axes.set_xlabel("labelled training subjects")
+        _size_axis(axes, sorted({r["train_subjects"] for r in rows}))
         axes.set_ylabel(key)
-        axes.grid(alpha=0.3)
     axes_list[0].legend()
     figure.savefig(path, dpi=120)
     return Path(path)
 
 
+def _size_axis(axes, sizes) -> None:
+    """The labelled-set sizes along a log x axis, one tick per size, with a light grid."""
+    axes.set_xscale("log")
+    axes.set_xticks(sizes, [str(s) for s in sizes])
+    axes.minorticks_off()
+    axes.set_xlabel("labelled training subjects")
+    axes.grid(alpha=0.3)
