@@ -303,7 +303,10 @@ def predict(
                   + (f", overlays to {png_dir}" if png_dir is not None else "")
                   + (f"; labels on each series' own grid to {output / 'native'}" if prepared else ""), soft_wrap=True)
     if report:
-        _write_report(output, list(ckpt), list(input), cases, predictor, png_dir, console)
+        from brainsegfounder.report.predicted import write_predict_report
+
+        write_predict_report(output, list(ckpt), list(input), cases, predictor, png_dir, console,
+                             " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]))
     return volumes
 
 
@@ -328,25 +331,6 @@ def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_st
                         skull_strip, parse_overrides(series, predictor.modalities), reference,
                         allow_missing=predictor.accepts_missing, overwrite=overwrite,
                         say=lambda line: console.print(line, soft_wrap=True, highlight=False, markup=False))
-
-
-def _write_report(output: Path, ckpt: list[str], inputs: list[str], cases, predictor, png_dir, console) -> None:
-    """provenance.json (checkpoints, preprocessing, command, versions, date) and report.html.
-
-    Every case's viewer shows its anatomy: the input image of each case (FLAIR, else the first
-    modality) is handed to the report, whatever form ``--input`` took (data set root, case
-    folders, files).
-    """
-    from brainsegfounder.inference.writers import write_provenance
-    from brainsegfounder.report import write_report
-    from brainsegfounder.report.data import background_of
-
-    record = predictor.record.to_dict() if predictor.record is not None else None
-    write_provenance(output, ckpt, record, " ".join(["python -m brainsegfounder.predict", *sys.argv[1:]]), inputs)
-    backgrounds = {case.subject_id: path for case in cases if (path := background_of(case.images)) is not None}
-    written = write_report(output, scheme=predictor.scheme, overlays=png_dir, backgrounds=backgrounds)
-    console.print(f"wrote the report {written.get('report', output / 'report.html')} (anatomy under the labels of "
-                  f"{written.get('anatomy', 0)} of {written.get('cases', 0)} case(s))", soft_wrap=True)
 
 
 def shell_style(argv: Sequence[str], lists: Sequence[str] = _LISTS, flags: Sequence[str] = _FLAGS) -> list[str]:
