@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from monai.networks.nets import SwinUNETR
 
 from brainsegfounder.models.window_attention import WINDOWS_PER_CHUNK, chunk_window_attention
-
 from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["SwinUNETRPreset", "PRESETS", "build_swin_unetr", "count_parameters"]

@@ -35,7 +35,7 @@ def test_same_outputs_and_gradients_as_monai(shifted):
     mask = torch.where(torch.rand(27, 343, 343) > 0.7, -100.0, 0.0) if shifted else None
     ref, new = _run(reference, x, mask), _run(chunked, x, mask)
     assert torch.equal(ref[0], new[0])  # the same arithmetic, window by window
-    for a, b in zip(ref[1:], new[1:]):
+    for a, b in zip(ref[1:], new[1:], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # sums over chunks in another order
 
 
