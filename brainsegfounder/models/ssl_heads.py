@@ -47,7 +47,7 @@ from torch import nn
 from brainsegfounder.models.presets import build_swin_unetr
 from brainsegfounder.models.window_attention import WINDOWS_PER_CHUNK
 
-__all__ = ["SSLHeads", "SSLLoss", "inpainting_decoder"]
+__all__ = ["SSLHeads", "SSLLoss", "contrastive_accuracy", "inpainting_decoder"]
 
 
 def inpainting_decoder(in_features: int, out_channels: int, steps: int = 5) -> nn.Sequential:
@@ -158,3 +158,21 @@ class SSLLoss(nn.Module):
         }
         parts["total"] = sum(self.weights[k] * v for k, v in parts.items())
         return parts
+
+
+def contrastive_accuracy(projections: torch.Tensor) -> torch.Tensor:
+    """Fraction of the ``2B`` views whose most similar other view (cosine) is their own pair's.
+
+    Views are ordered as :class:`SSLLoss` takes them (view 1 of every sample, then view 2); chance is
+    ``1 / (2B - 1)`` (1/3 at the demo's batch of 2).
+
+    Example:
+        >>> import torch
+        >>> float(contrastive_accuracy(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])))
+        1.0
+    """
+    z = torch.nn.functional.normalize(projections.float(), dim=1)
+    similarity = (z @ z.T).fill_diagonal_(float("-inf"))
+    n = z.shape[0] // 2
+    partner = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
+    return (similarity.argmax(1) == partner).float().mean()

@@ -26,7 +26,7 @@ from pytorch_lightning.loggers import WandbLogger
 from brainsegfounder.data.datamodule import images_to_tensor
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.models.ssl_augment import ssl_views
-from brainsegfounder.models.ssl_heads import SSLLoss
+from brainsegfounder.models.ssl_heads import SSLLoss, contrastive_accuracy
 from brainsegfounder.tasks.base import BackboneTask
 from brainsegfounder.tasks.optim import adamw_warmup_cosine
 from brainsegfounder.utils.errors import WeightsError
@@ -144,6 +144,7 @@ class SSLPretrainModule(BackboneTask):
         self.log("val/loss", losses["total"], prog_bar=True, batch_size=b, sync_dist=True)
         self.log_dict({f"val/loss_{k}": v for k, v in losses.items() if k != "total"}, batch_size=b, sync_dist=True)
         self.log("val/rotation_accuracy", accuracy, batch_size=b, sync_dist=True)
+        self.log("val/contrastive_accuracy", contrastive_accuracy(views["contrastive"]), batch_size=b, sync_dist=True)
         if batch_idx == 0:
             return {"images": {k: views[k][:1].detach().float().cpu() for k in ("rotated", "masked", "reconstruction")}}
         return {}

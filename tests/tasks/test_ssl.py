@@ -49,7 +49,7 @@ def test_stage1_stage2_finetune_chain_carries_the_weights(ukb_root, brats_root, 
     log1 = tmp_path / "stage1" / "version_0"
     logged = {k for row in csv.DictReader(open(log1 / "metrics.csv")) for k, v in row.items() if v}
     assert {"train/loss", "train/loss_rotation", "train/loss_contrastive", "train/loss_reconstruction",
-            "val/loss", "val/rotation_accuracy"} <= logged
+            "val/loss", "val/rotation_accuracy", "val/contrastive_accuracy"} <= logged
     assert (log1 / "images" / "reconstruction_step2.png").stat().st_size > 1000
 
     stage2 = fit_main(["--config", str(STAGE2), f"--data.init_args.root={brats_root}", *_where(tmp_path), *QUICK,
