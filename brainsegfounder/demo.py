@@ -9,6 +9,9 @@ Of the 18 synthetic BraTS subjects (a seeded 6-fold split, saved as ``split.json
 folder), fold 0 (3 subjects) is the validation set that chooses the best fine-tuning checkpoint,
 fold 1 (3 subjects) the test set on which that checkpoint is scored once ("held-out test Dice"),
 and the other 12 train. Stage 2 never sees the validation or test images either.
+Its last line says what pretraining bought: the test Dice against the same fine-tuning from scratch,
+recorded in ``experiments/demo_scratch.json`` (``--scratch`` runs it here instead; see
+:mod:`brainsegfounder.demo_scratch`).
 ``--stages finetune`` runs the fine-tuning alone (from scratch); other ``--a.b=c`` arguments
 override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options.
 Synthetic data sets on real MNI152 anatomy are generated when missing. Every run writes new version folders under
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from brainsegfounder.demo_scratch import comparison_line, load_reference, record_reference
 from brainsegfounder.training.console import print_outputs
 
 # No torch/Lightning import at module level: `--help` answers at once; run_demo imports them.
@@ -42,14 +46,20 @@ def _last_checkpoint(cli) -> str:
 def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
              config: str | Path = CONFIG, extra_args: list[str] | None = None,
              ukb_data: str | Path = "data/synthetic_ukb", ukb_subjects: int = 8,
-             stages: str = "all", run_dir: str | Path | None = None) -> dict[str, float]:
+             stages: str = "all", run_dir: str | Path | None = None, scratch: bool = False,
+             record_scratch: bool = False) -> dict[str, float]:
     """Generate data if needed, run the stages, and return the fine-tuned model's held-out test metrics.
 
     Args:
         stages: ``all`` (Stage 1 -> Stage 2 -> fine-tune) or ``finetune`` (from scratch).
         run_dir: root of the run folders (default: each config's ``runs/demo``).
         extra_args: extra dotted overrides for the fine-tuning (e.g. ``--trainer.max_steps=20``).
+        scratch: after ``all``, run the same fine-tuning from scratch too, for the last line's comparison.
+        record_scratch: with ``finetune`` and no overrides, record its test Dice as the demo's scratch figure.
     """
+    if record_scratch and (stages != "finetune" or extra_args):
+        raise ValueError("--record_scratch records the plain scratch run: use it with --stages finetune "
+                         "and no fine-tuning overrides")
     from brainsegfounder.data import synthetic
     from brainsegfounder.fit import main as fit_main
     from brainsegfounder.utils.allocator import keep_freed_memory
@@ -80,10 +90,36 @@ def run_demo(data: str | Path = "data/synthetic_brats2021", subjects: int = 18,
     elif stages != "finetune":
         raise ValueError(f"stages must be 'all' or 'finetune', got {stages!r}")
     cli = fit_main(["--config", str(config), f"--data.init_args.root={data}", *where, *finetune_args])
+    metrics = getattr(cli, "best_metrics", {})
+    line = None
+    if stages == "all":
+        line = _compare_with_scratch(console, metrics, config, data, where, extra_args, scratch, fit_main)
+    elif record_scratch:
+        path = record_reference(metrics, config, cli.trainer.max_steps, time.perf_counter() - start)
+        console.print(f"recorded the scratch figure in {path}")
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
     written, commands = next_steps(cli, data, ukb_data if stages == "all" else None, runs)
     print_outputs(console, written, commands, title="the demo wrote")
-    return getattr(cli, "best_metrics", {})
+    if line:
+        console.print(line, markup=False, highlight=False)
+    return metrics
+
+
+def _compare_with_scratch(console: Console, metrics: dict, config: Path, data: Path, where: list[str],
+                          extra_args: list[str] | None, scratch: bool, fit_main) -> str | None:
+    """The last line: fine-tuned vs scratch test Dice (scratch run here with ``scratch``, else recorded)."""
+    if "test/dice_mean" not in metrics:
+        return None
+    if scratch:
+        console.rule("The same fine-tuning from scratch (for the comparison)")
+        cli = fit_main(["--config", str(config), f"--data.init_args.root={data}", *where, *(extra_args or [])])
+        reference = {"metrics": cli.best_metrics, "steps": cli.trainer.max_steps,
+                     "command": "python -m brainsegfounder.demo --scratch"}
+        return comparison_line(metrics, reference, live=True)
+    if extra_args:
+        return comparison_line(metrics, None, why=f"the recorded scratch run has no {' '.join(extra_args)}")
+    reference, why = load_reference(config)
+    return comparison_line(metrics, reference, why=why)
 
 
 def next_steps(cli, data: Path, ukb_data: Path | None, runs: list[tuple[str, str]]
@@ -123,12 +159,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--data", default="data/synthetic_brats2021", help="BraTS 2021-layout folder (generated if empty)")
     parser.add_argument("--ukb_data", default="data/synthetic_ukb", help="UK Biobank-layout folder (generated if empty)")
     parser.add_argument("--run_dir", default=None, help="root of the run folders (default: runs/demo)")
+    parser.add_argument("--scratch", action="store_true",
+                        help="also fine-tune from scratch here (~6 min) for the last line's comparison "
+                             "(default: the figure recorded in experiments/demo_scratch.json)")
+    parser.add_argument("--record_scratch", action="store_true",
+                        help="with --stages finetune: record its test Dice in experiments/demo_scratch.json")
     args, extra = parser.parse_known_args(argv)
     bad = [a for a in extra if not a.startswith("--")]
     if bad:
         parser.error(f"unexpected arguments {bad}; fine-tuning overrides look like --trainer.max_steps=20")
+    if args.record_scratch and (args.stages != "finetune" or extra):
+        parser.error("--record_scratch goes with --stages finetune and no fine-tuning overrides")
     return run_demo(data=args.data, ukb_data=args.ukb_data, stages=args.stages, run_dir=args.run_dir,
-                    extra_args=extra)
+                    extra_args=extra, scratch=args.scratch, record_scratch=args.record_scratch)
 
 
 if __name__ == "__main__":

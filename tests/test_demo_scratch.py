@@ -1,0 +1,69 @@
+"""The demo's last line: fine-tuned vs scratch test Dice, and the recorded scratch figure it reads."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from brainsegfounder.demo_scratch import (
+    REFERENCE,
+    comparison_line,
+    config_digest,
+    load_reference,
+    record_reference,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "experiments" / "demo.yaml"
+FINETUNED = {"test/dice_mean": 0.8968, "test/dice_tc": 0.8619, "test/dice_wt": 0.9097, "test/dice_et": 0.9187}
+
+
+def test_recorded_scratch_figure_belongs_to_the_current_demo_config():
+    """Changing demo.yaml without re-recording the scratch run would compare unlike runs: fail here."""
+    record, why = load_reference(DEMO)
+    assert record is not None, why
+    steps = yaml.safe_load(DEMO.read_text())["trainer"]["max_steps"]
+    assert record["steps"] == steps
+    for key in ("test/dice_mean", "test/dice_tc", "test/dice_wt", "test/dice_et"):
+        assert 0.0 <= record["metrics"][key] <= 1.0
+    regions = [record["metrics"][f"test/dice_{r}"] for r in ("tc", "wt", "et")]
+    assert record["metrics"]["test/dice_mean"] == pytest.approx(sum(regions) / 3, abs=1e-4)
+    assert record["command"] == "python -m brainsegfounder.demo --stages finetune"
+
+
+def test_line_gives_the_paired_difference_mean_and_per_region():
+    scratch = {"test/dice_mean": 0.80, "test/dice_tc": 0.70, "test/dice_wt": 0.90, "test/dice_et": 0.80}
+    line = comparison_line(FINETUNED, {"metrics": scratch, "steps": 100, "command": "c", "measured": "d"})
+    assert line.startswith("Pretraining bought +0.0968 mean test Dice: 0.8968 fine-tuned from Stage 2 vs 0.8000")
+    assert "TC +0.1619, WT +0.0097, ET +0.1187" in line
+    assert "same 100 steps" in line and "recorded d by `c`" in line and "\n" not in line
+    worse = {k: v + 0.1 for k, v in scratch.items()}
+    assert comparison_line(FINETUNED, {"metrics": worse, "steps": 100, "command": "c"},
+                           live=True).startswith("Pretraining cost -0.0032")
+
+
+def test_record_round_trip_and_a_changed_config_is_refused(tmp_path):
+    config = tmp_path / "demo.yaml"
+    config.write_text("trainer:\n  max_steps: 100\n")
+    path = record_reference({**FINETUNED, "val/dice_mean": 0.5}, config, steps=100, seconds=371.4,
+                            path=tmp_path / "scratch.json")
+    record, why = load_reference(config, path)
+    assert why == "" and record["metrics"] == FINETUNED  # only the test/ metrics are kept
+    assert record["seconds"] == 371 and record["config_sha256"] == config_digest(config)
+    config.write_text("trainer:\n  max_steps: 50\n")
+    record, why = load_reference(config, path)
+    assert record is None and "--record_scratch" in why
+    line = comparison_line(FINETUNED, record, why=why)
+    assert line.startswith("Pretraining vs scratch: not compared (the recorded scratch figure")
+    assert load_reference(config, tmp_path / "missing.json")[1].startswith("no recorded scratch figure")
+    assert json.loads(path.read_text())["steps"] == 100
+
+
+def test_record_scratch_needs_the_plain_scratch_run():
+    run = subprocess.run([sys.executable, "-m", "brainsegfounder.demo", "--record_scratch"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 2 and "--record_scratch goes with --stages finetune" in run.stderr
+    assert REFERENCE.parent == DEMO.parent
