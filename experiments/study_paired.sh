@@ -7,6 +7,8 @@
 #   PIECES="ssl" bash experiments/study_paired.sh     # only the SSL stages (then "finetune", "probe", "collect")
 # Pieces: ssl (Stage 1, Stage 2, with validation curves) | finetune (one piece per setting: all
 # seeds and sizes) | probe (encoder frozen, one piece per setting) | collect (tables, plots, curves).
+# Two calls can run side by side (one thread each: OMP_NUM_THREADS=1) with different SETTINGS/SEEDS
+# and TAGs; collect merges every piece folder.
 set -euo pipefail
 OUT=${OUT:-runs/study26}
 PIECES=${PIECES:-ssl finetune probe collect}
@@ -19,6 +21,7 @@ SEEDS=${SEEDS:-0 1 2 3 4}
 SETTINGS=${SETTINGS:-scratch stage1 stage2}
 PROBE_COUNTS=${PROBE_COUNTS:-4}
 PROBE_SETTINGS=${PROBE_SETTINGS:-scratch stage1 stage2}
+TAG=${TAG:-}                # suffix of this call's piece folders: two calls side by side never share one
 PY=${PYTHON:-python}
 TIMES="$OUT/piece_times.tsv"
 mkdir -p "$OUT"
@@ -55,7 +58,7 @@ piece() {  # piece KIND SETTING COUNTS [--probe frozen]
   shift 3
   # shellcheck disable=SC2086
   timed "$kind $setting (sizes $counts, seeds $SEEDS, $STEPS steps)" $PY -m brainsegfounder.lowlabel \
-    --config experiments/lowlabel_synthetic.yaml --out "$OUT/pieces/${kind}_${setting}" \
+    --config experiments/lowlabel_synthetic.yaml --out "$OUT/pieces/${kind}_${setting}${TAG}" \
     --settings "$setting" --seeds $SEEDS --counts $counts --weights stage1="$S1" stage2="$S2" \
     --setting_args "$MAP" --resume "$@" --trainer.max_steps="$STEPS" --trainer.val_check_interval="$STEPS"
 }
