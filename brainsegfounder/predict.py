@@ -119,7 +119,7 @@ def predict(
         overwrite: predict cases again and replace their files.
         tta: average over the 8 mirrorings (8x slower).
         overlap: sliding-window overlap (default: the checkpoint's).
-        sw_batch_size: windows per forward pass (default: the checkpoint's).
+        sw_batch_size: windows per forward pass (default: 1 on a CPU, where a batch only costs memory; the checkpoint's on a GPU).
         roi_size: window side in voxels (default: the checkpoint's).
         threshold: region probability threshold (default: the checkpoint's, usually 0.5).
         device: auto, cpu or cuda.

@@ -67,6 +67,12 @@ from brainsegfounder.models.sliding_window import (
 )
 from brainsegfounder.utils.errors import ConfigError, DataError, WeightsError
 
+#: Windows per forward pass on a CPU when ``--sw_batch_size`` is not given. A batch of windows
+#: multiplies the activations' memory (BraTS size, small preset, feature size 48, 96^3 windows: a
+#: batch of 4, the paper's setting, peaks above 5 GB) and CPU cores gain little from it
+#: (docs/benchmarks.md); the checkpoint's own value (a GPU setting) applies on a GPU.
+CPU_SW_BATCH_SIZE = 1
+
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
 
@@ -140,7 +146,8 @@ class Predictor:
         device: where the networks run.
         tta: also average over the 8 mirrorings of the volume (8x the time).
         overlap: sliding-window overlap (default: each checkpoint's ``sw_overlap``).
-        sw_batch_size: windows per forward pass (default: each checkpoint's).
+        sw_batch_size: windows per forward pass (default: each checkpoint's on a GPU, 1 on a CPU:
+            see :data:`CPU_SW_BATCH_SIZE`).
         roi_size: window size in voxels (default: each checkpoint's ``roi_size``).
         threshold: probability above which a voxel belongs to a region (default: the checkpoint's).
         precision: ``"32"`` or ``"bf16"`` (autocast; meant for CUDA).
@@ -179,7 +186,8 @@ class Predictor:
         self.tta, self.precision = tta, precision
         first = self.modules[0]
         self.roi_sizes = [as_triple(roi_size) if roi_size is not None else m.roi_size for m in self.modules]
-        self.sw_batch_sizes = [sw_batch_size or m.hparams.sw_batch_size for m in self.modules]
+        default_batch = CPU_SW_BATCH_SIZE if self.device.type == "cpu" else None
+        self.sw_batch_sizes = [sw_batch_size or default_batch or m.hparams.sw_batch_size for m in self.modules]
         if engine not in ("torch", "onnxruntime"):
             raise ConfigError(f"--engine {engine!r}: choose torch or onnxruntime.")
         # --fast: the brain's own box (not the full volume's window grid) at a lower overlap.

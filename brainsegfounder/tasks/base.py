@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -147,7 +148,10 @@ def _load(path: Path, map_location) -> dict:
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist. Pass the .ckpt file a fit run wrote "
                            "(runs/<name>/finetune/version_N/checkpoints/best-*.ckpt or last.ckpt).")
-    checkpoint = read_checkpoint(path, what="checkpoint", map_location=map_location)  # the one loader
+    # Mapped, not read: a training checkpoint also holds the optimiser's state (2x the weights for
+    # AdamW), which loading a module never touches; read in, it would stay in the process's memory.
+    checkpoint = read_checkpoint(path, what="checkpoint", map_location=map_location,
+                                 mmap=zipfile.is_zipfile(path))  # the one loader
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise WeightsError(f"checkpoint {path} is not a task checkpoint (no 'state_dict'); pass a .ckpt file "
                            "written by `python -m brainsegfounder.fit`.")
