@@ -11,7 +11,7 @@ fold 1 (3 subjects) the test set on which that checkpoint is scored once ("held-
 and the other 12 train. Stage 2 never sees the validation or test images either.
 Its last line says what pretraining bought: the test Dice against the same fine-tuning from scratch,
 recorded in ``experiments/demo_scratch.json`` (``--scratch`` runs it here instead; see
-:mod:`brainsegfounder.demo_scratch`).
+:mod:`brainsegfounder.training.demo_scratch`).
 ``--stages finetune`` runs the fine-tuning alone (from scratch); other ``--a.b=c`` arguments
 override the fine-tuning config (e.g. ``--trainer.max_steps=20``); ``--help`` lists the options.
 Synthetic data sets on real MNI152 anatomy are generated when missing. Every run writes new version folders under
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from brainsegfounder.demo_scratch import comparison_line, load_reference, record_reference
 from brainsegfounder.training.console import print_outputs
+from brainsegfounder.training.demo_scratch import comparison_line, load_reference, record_reference
 
 # No torch/Lightning import at module level: `--help` answers at once; run_demo imports them.
 

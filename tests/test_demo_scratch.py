@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from brainsegfounder.demo_scratch import (
+from brainsegfounder.training.demo_scratch import (
     REFERENCE,
     comparison_line,
     config_digest,

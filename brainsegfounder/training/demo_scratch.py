@@ -31,7 +31,7 @@ from pathlib import Path
 
 __all__ = ["REFERENCE", "config_digest", "load_reference", "record_reference", "comparison_line"]
 
-REFERENCE = Path(__file__).resolve().parent.parent / "experiments" / "demo_scratch.json"
+REFERENCE = Path(__file__).resolve().parents[2] / "experiments" / "demo_scratch.json"
 REGIONS = ("tc", "wt", "et")
 
 
