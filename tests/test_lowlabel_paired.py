@@ -45,6 +45,7 @@ def test_mean_paired_difference_and_t_interval_on_known_inputs():
     assert (mean["setting"], mean["baseline"], mean["train_subjects"], mean["n"], mean["seeds"]) == \
            ("stage2", "scratch", 1, 3, "0 1 2")
     assert mean["mean_difference"] == pytest.approx(0.2)
+    assert mean["differences"] == "+0.1000 +0.2000 +0.3000"  # each seed's, drawn as dots in the plot
     low, high = _t_interval([0.1, 0.2, 0.3])
     assert (low, high) == pytest.approx((0.2 - 4.302653 * 0.1 / math.sqrt(3), 0.2 + 4.302653 * 0.1 / math.sqrt(3)))
     assert (mean["ci_low"], mean["ci_high"]) == pytest.approx((low, high))

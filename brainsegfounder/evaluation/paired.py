@@ -64,7 +64,7 @@ def paired_differences(rows: list[dict], metric: str = "val/dice_mean", interval
 
     Returns one dict per (setting, size, metric): ``setting``, ``baseline``, ``train_subjects``,
     ``metric`` (``metric`` and, for a mean Dice, each region's Dice), ``n``, ``seeds``,
-    ``left_out``, ``mean_difference``, ``ci_low``, ``ci_high`` (``confidence`` interval, NaN when
+    ``differences`` (each seed's, in the order of ``seeds``), ``left_out``, ``mean_difference``, ``ci_low``, ``ci_high`` (``confidence`` interval, NaN when
     n < 2), ``interval`` and ``excludes_zero``.
 
     >>> rows = [{"setting": s, "seed": k, "train_subjects": 1, "val/dice_mean": v}
@@ -111,6 +111,7 @@ def paired_differences(rows: list[dict], metric: str = "val/dice_mean", interval
                 entries.append({
                     "setting": setting, "baseline": baseline, "train_subjects": subjects, "metric": key,
                     "n": len(pairs), "seeds": " ".join(str(s) for s, _ in pairs),
+                    "differences": " ".join(f"{d:+.4f}" for _, d in pairs),
                     "left_out": " ".join(str(s) for s in sorted(mine ^ theirs, key=_seed_order)),
                     "mean_difference": float(differences.mean()), "ci_low": low, "ci_high": high,
                     "interval": interval, "excludes_zero": bool(low > 0 or high < 0)})
@@ -140,7 +141,8 @@ def write_paired(entries: list[dict], out: str | Path, stem: str = "lowlabel_pai
 def plot_paired(entries: list[dict], path: str | Path) -> Path:
     """The paired differences (PNG): one panel per metric (mean Dice, then each region), the mean
     difference against the number of labelled subjects, one series per setting, its interval as
-    error bars, and a zero line: a bar that stays off the line is a difference the seeds support.
+    error bars, each seed's own difference as a small open dot beside it, and a zero line: a bar
+    that stays off the line is a difference the seeds support.
     Points with fewer pairs than the most (a seed left out) are marked with their ``n``.
     """
     import numpy as np
@@ -165,6 +167,11 @@ def plot_paired(entries: list[dict], path: str | Path) -> Path:
                                for e in mine]).T
             axes.errorbar(x, y, yerr=np.nan_to_num(errors), fmt="o-", capsize=3,
                           label=f"{setting} - {mine[0]['baseline']}" if key == keys[0] else None)
+            colour = axes.lines[-1].get_color()
+            for xi, e in zip(x, mine, strict=True):
+                seeds = [float(d) for d in str(e.get("differences", "")).split()]
+                axes.scatter([xi * 1.05] * len(seeds), seeds, s=14, facecolors="none", edgecolors=colour,
+                             linewidths=0.8, zorder=3)
             for xi, yi, e in zip(x, y, mine, strict=True):
                 if e["n"] < most:  # above its bar, clear of the other series
                     top = e["ci_high"] if np.isfinite(e["ci_high"]) else yi
@@ -175,7 +182,8 @@ def plot_paired(entries: list[dict], path: str | Path) -> Path:
         axes.set_title(key)
     axes_list[0].set_ylabel("paired difference (setting - baseline)")
     span = "/".join(sorted({e["interval"] for e in entries}))
-    figure.suptitle(f"Mean paired difference over seeds (n = {most} pairs unless marked), 95% {span} interval")
+    figure.suptitle(f"Paired difference per seed (open dots) and their mean (n = {most} pairs unless marked), "
+                    f"95% {span} interval")
     figure.legend(loc="outside lower center", ncols=len(settings), fontsize=9)
     figure.savefig(path, dpi=120)
     return Path(path)
