@@ -72,7 +72,7 @@ if has collect; then
   $PY -m brainsegfounder.lowlabel --collect "$OUT"/pieces/finetune_* --out "$OUT/paired"
   $PY -m brainsegfounder.lowlabel --collect "$OUT"/pieces/probe_* --out "$OUT/probe"
   $PY -m brainsegfounder.evaluation.curves --run stage1="$OUT/stage1/version_0" --run stage2="$OUT/stage2/version_0" \
-    --metrics train/loss_rotation train/loss_contrastive train/loss_reconstruction val/loss \
+    --metrics train/loss_rotation train/loss_contrastive train/loss_reconstruction val/loss_reconstruction \
               val/rotation_accuracy val/contrastive_accuracy \
     --out "$OUT/ssl_curves.png" --title "SSL on the study's data: Stage 1 (12 UKB brains), Stage 2 (16 BraTS brains)" \
     --table | tee "$OUT/ssl_curves.txt"

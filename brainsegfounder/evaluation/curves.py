@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -99,8 +100,8 @@ def plot_curves(runs: Mapping[str, str | Path], metrics: Sequence[str], path: st
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=11)
+    if title:  # wrapped to the figure's width: a one-panel figure is narrow
+        fig.suptitle(textwrap.fill(title, 48 * cols), fontsize=10)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
