@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -9,9 +10,9 @@ import torch
 from brainsegfounder.checkpoints import modalities_of, refuse_non_finite
 from brainsegfounder.data.regions import RegionScheme
 from brainsegfounder.data.transforms import PreprocessingRecord
-from brainsegfounder.utils.errors import ConfigError
+from brainsegfounder.utils.errors import ConfigError, WeightsError
 
-__all__ = ["accepted_missing", "load_segmentation", "resolve_device"]
+__all__ = ["accepted_missing", "check_ensemble", "load_segmentation", "resolve_device"]
 
 
 def load_segmentation(path: str | Path, device: torch.device):
@@ -40,6 +41,23 @@ def _describe(module) -> dict:
             "regions": (scheme.names, scheme.labels, scheme.paint),
             "spacing": record.spacing if record else None,
             "crop_to_brain": bool(record.crop_to_brain) if record else False}
+
+
+def check_ensemble(modules: Sequence, paths: Sequence[str | Path]) -> None:
+    """Refuse members that do not share input channels, modalities, regions and preprocessing.
+
+    A :class:`WeightsError` names the first checkpoint that differs from the first one; a member
+    that does not record its modalities (an older checkpoint) is not compared on them.
+    """
+    reference = _describe(modules[0])
+    for module, path in zip(modules[1:], paths[1:], strict=True):
+        for key, value in _describe(module).items():
+            if key == "modalities" and (value is None or reference[key] is None):
+                continue  # an older checkpoint that did not record them
+            if value != reference[key]:
+                raise WeightsError(f"checkpoints {paths[0]} and {path} differ in {key} "
+                                   f"({reference[key]} vs {value}); an ensemble needs members "
+                                   "trained on the same inputs and regions.")
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

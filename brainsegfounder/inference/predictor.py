@@ -48,9 +48,9 @@ from brainsegfounder.data.transforms import (
 )
 from brainsegfounder.inference.calibration import apply_temperature
 from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: predictor's public names
-    _describe,
     _record,
     accepted_missing,
+    check_ensemble,
     load_segmentation,
     resolve_device,
 )
@@ -258,16 +258,8 @@ class Predictor:
             raise WeightsError("no checkpoint given: pass at least one --ckpt.")
         target = resolve_device(device)
         modules = [load_segmentation(p, target) for p in paths]
-        reference = _describe(modules[0])
-        for module, path in zip(modules[1:], paths[1:], strict=True):
-            for key, value in _describe(module).items():
-                if key == "modalities" and (value is None or reference[key] is None):
-                    continue  # an older checkpoint that did not record them
-                if value != reference[key]:
-                    raise WeightsError(f"checkpoints {paths[0]} and {path} differ in {key} "
-                                       f"({reference[key]} vs {value}); an ensemble needs members "
-                                       "trained on the same inputs and regions.")
-        if reference["modalities"] is None and not kwargs.get("modalities"):
+        check_ensemble(modules, paths)
+        if not kwargs.get("modalities") and modalities_of(modules[0]) is None:
             named = [modalities_of(m) for m in modules if modalities_of(m)]
             kwargs["modalities"] = named[0] if named else None
         kwargs.setdefault("sources", [str(p) for p in paths])
