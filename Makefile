@@ -50,11 +50,13 @@ lock: | $(PYTHON)
 	sed -E 's/^torch==([0-9.]+)\+[a-z0-9]+/torch==\1/' $(LOCK).tmp > $(LOCK) && rm $(LOCK).tmp
 	@echo "wrote $(LOCK): $$(grep -c '==' $(LOCK)) pinned packages"
 
-# Headless Chromium for the report's browser tests: Debian's packages (selenium is told to use
-# /usr/bin/chromedriver and never downloads a browser). Skipped when both are already there.
+# Debian packages some tests use: headless Chromium for the report's browser tests (selenium is
+# told to use /usr/bin/chromedriver and never downloads a browser), and dicom3tools' dciodvfy, the
+# DICOM standard's validator, for the DICOM SEG (docs/clinical.md). Skipped when all are there.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v dciodvfy >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	   chromium chromium-driver dicom3tools)
 
 demo: install
 	$(PYTHON) -m brainsegfounder.demo

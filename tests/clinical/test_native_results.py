@@ -3,10 +3,13 @@ that reads back (pydicom + highdicom) with the same frames as the native-grid la
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 import SimpleITK as sitk
 
 from brainsegfounder.clinical.native import read_dicom_seg, write_back
@@ -41,3 +44,20 @@ def test_the_true_labels_go_back_onto_every_native_grid_and_into_a_dicom_seg(pre
     native = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / "native" / f"{CASE}_flair.nii.gz")))
     np.testing.assert_array_equal(frames, native)
     assert set(np.unique(frames).tolist()) == {0, 1, 2, 4}
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools: apt install dicom3tools) not installed")
+def test_the_dicom_seg_and_the_synthetic_series_pass_the_dicom_standard_validator(prepared, raw_study, tmp_path):
+    """dciodvfy (David Clunie's dicom3tools, the standard's reference checker) finds no error in the
+    SEG (IOD Segmentation) nor in a synthetic MR slice: what a PACS or viewer checks on import."""
+    truth = raw_study / "raw" / "truth" / CASE
+    label_path = tmp_path / f"{CASE}.nii.gz"
+    write_image(sitk.Cast(truth_on_prepared(prepared, truth, raw_study / "cases" / CASE / f"{CASE}_seg.nii.gz"),
+                          sitk.sitkUInt8), label_path)
+    write_back(prepared, label_path, tmp_path / "out", LEGEND)
+    flair = Path(prepared.record["source"]) / prepared.record["series"]["flair"]["files"][0]
+    for path, iod in ((tmp_path / "out" / "dicom_seg" / f"{CASE}_flair.dcm", "Segmentation"), (flair, "MRImage")):
+        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+        lines = (run.stdout + run.stderr).splitlines()
+        assert lines and lines[0].strip() == iod, lines[:3]
+        assert not [line for line in lines if line.startswith("Error")], (path.name, lines)

@@ -32,22 +32,24 @@ __all__ = ["Study", "SEQUENCES", "LOCALIZER", "uid", "write_series", "stored_val
 SEQUENCES: dict[str, dict] = {
     "flair": {"SeriesDescription": "AX T2 FLAIR", "ProtocolName": "t2_tirm_tra_dark-fluid",
               "ScanningSequence": ["SE", "IR"], "SequenceVariant": ["SK", "SP", "MP"], "MRAcquisitionType": "2D",
-              "RepetitionTime": 9000.0, "EchoTime": 81.0, "InversionTime": 2500.0, "FlipAngle": 150.0},
+              "RepetitionTime": 9000.0, "EchoTime": 81.0, "InversionTime": 2500.0, "FlipAngle": 150.0,
+              "EchoTrainLength": 16},
     "t1ce": {"SeriesDescription": "SAG T1 MPRAGE POST GD", "ProtocolName": "t1_mprage_sag_p2_post",
              "ScanningSequence": ["GR", "IR"], "SequenceVariant": ["SP", "MP"], "MRAcquisitionType": "3D",
              "RepetitionTime": 2300.0, "EchoTime": 2.98, "InversionTime": 900.0, "FlipAngle": 9.0,
-             "ContrastBolusAgent": "GADOBUTROL"},
+             "EchoTrainLength": 1, "ContrastBolusAgent": "GADOBUTROL"},
     "t1": {"SeriesDescription": "AX T1 MPRAGE", "ProtocolName": "t1_mprage_tra_p2",
            "ScanningSequence": ["GR", "IR"], "SequenceVariant": ["SP", "MP"], "MRAcquisitionType": "3D",
-           "RepetitionTime": 2300.0, "EchoTime": 2.98, "InversionTime": 900.0, "FlipAngle": 9.0},
+           "RepetitionTime": 2300.0, "EchoTime": 2.98, "InversionTime": 900.0, "FlipAngle": 9.0,
+           "EchoTrainLength": 1},
     "t2": {"SeriesDescription": "AX T2 TSE", "ProtocolName": "t2_tse_tra",
            "ScanningSequence": ["SE"], "SequenceVariant": ["SK", "SP"], "MRAcquisitionType": "2D",
-           "RepetitionTime": 5000.0, "EchoTime": 100.0, "FlipAngle": 150.0},
+           "RepetitionTime": 5000.0, "EchoTime": 100.0, "FlipAngle": 150.0, "EchoTrainLength": 15},
 }
 #: A three-plane scout: readers must skip it.
 LOCALIZER = {"SeriesDescription": "localizer", "ProtocolName": "AAHead_Scout",
              "ScanningSequence": ["GR"], "SequenceVariant": ["SP"], "MRAcquisitionType": "2D",
-             "RepetitionTime": 8.6, "EchoTime": 4.0, "FlipAngle": 20.0,
+             "RepetitionTime": 8.6, "EchoTime": 4.0, "FlipAngle": 20.0, "EchoTrainLength": 1,
              "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER", "NONE"]}
 _MAX_STORED = 4095  # 12 bits
 
@@ -93,6 +95,7 @@ def _dataset(study: Study, series_uid: str, number: int, tags: dict, instance: i
     ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = series_uid, number, instance
     ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = study.frame_uid, ""
     ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+    ds.ScanOptions = ""  # type 2 in the MR Image module: present, empty (dciodvfy checks it)
     for key, value in tags.items():
         setattr(ds, key, value)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
