@@ -39,7 +39,8 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
                  max_side: int = 128, backgrounds: Mapping[str, str | Path] | None = None) -> dict:
     """Write the report of a predictions folder; returns what it wrote (paths, counts, bytes, seconds).
 
-    ``anatomy`` in the result counts the cases whose viewer shows an input image under the labels.
+    ``anatomy`` in the result counts the cases whose viewer shows an input image under the labels;
+    ``native_series`` the pictures of raw studies' own series (:mod:`~brainsegfounder.report.native`).
 
     Args:
         predictions: predict's ``--output`` folder (``<case_id>.nii.gz``, ``volumes.csv``).
@@ -84,6 +85,11 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
     for case_id, path in (backgrounds or {}).items():
         if case_id in by_id and path is not None:
             by_id[case_id].background = Path(path)
+    for case in cases:  # a raw study's prepared images (what the network saw), when nothing else was found
+        if case.background is None and (predictions / "prepared" / case.case_id).is_dir():
+            from brainsegfounder.clinical.prepare import load_prepared
+
+            case.background = data.background_of(load_prepared(predictions / "prepared" / case.case_id).images)
     for case in cases:  # the voxel size, to give HD95 measured in voxels in mm
         case.spacing = tuple(float(z) for z in nib.load(str(case.label)).header.get_zooms()[:3])
     summary = None
@@ -116,20 +122,35 @@ def write_report(predictions: str | Path, out: str | Path | None = None, inputs:
             views[case.case_id] = encode_inline(view)
         libraries = [encode_inline(text) for text in libraries]
     record = data.provenance(predictions, checkpoints, command_line)
+    natives, native_count = _natives(predictions, cases, scheme)
     notes = _notes(cases, extra_columns, metric_columns, record)
     page = render_page(title=title or f"BrainSegFounder report: {predictions.name}", cases=cases, scheme=scheme,
                        volume_columns=volume_columns, extra_columns=extra_columns, metric_columns=metric_columns,
                        views=views, overlays={c.case_id: c.overlay.read_bytes() for c in cases if c.overlay},
                        longitudinal=followed, plots=plots, summary=summary, record=record,
-                       libraries=libraries, notes=notes)
+                       libraries=libraries, notes=notes, natives=natives)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     partial.write_text(page, encoding="utf-8")
     partial.replace(out)  # atomic: a reader never sees half a page
     return {"report": str(out), "files": [str(p) for p in written], "cases": len(cases),
-            "anatomy": sum(c.background is not None for c in cases),
+            "anatomy": sum(c.background is not None for c in cases), "native_series": native_count,
             "subjects_followed": len(followed), "bytes": out.stat().st_size,
             "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _natives(predictions: Path, cases, scheme) -> tuple[dict[str, str], int]:
+    """Per case prepared from a raw study, the block of its own series (:mod:`~brainsegfounder.report.native`),
+    and how many series pictures were drawn."""
+    from brainsegfounder.report.native import native_html, native_pictures
+
+    blocks, count = {}, 0
+    for case in cases:
+        pictures = native_pictures(predictions, case.case_id, scheme)
+        if pictures is not None:
+            count += len(pictures) if isinstance(pictures, list) else 0
+            blocks[case.case_id] = native_html(pictures, case.extra.get("volumes_on") or None)
+    return blocks, count
 
 
 def _notes(cases, extra_columns, metric_columns, record) -> list[tuple[str, str]]:

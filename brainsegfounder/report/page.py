@@ -34,6 +34,8 @@ details.case{border:1px solid #ddd;border-radius:4px;margin:.4em 0;padding:.3em 
 details.case summary{cursor:pointer;font-weight:600}
 .case-body{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 .case-body img{max-width:100%;width:640px;border:1px solid #ccc}
+.natives{flex-basis:100%} .natives figure{display:inline-block;margin:0 .5em .5em 0;vertical-align:top}
+.natives img{width:300px} .natives figcaption{font-size:.8em;color:#555;max-width:300px}
 iframe.viewer{border:0;width:640px;max-width:100%;height:360px}
 .subject{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 table.prov,table.kv{width:100%;max-width:60em} .prov th,.kv th{width:9em;max-width:none;cursor:default;position:static;vertical-align:top}
@@ -74,8 +76,7 @@ function decode(text){return text.replace(/<\\([\s\S])/g,"<$1");}
 function openCase(details){
   if(details.getAttribute("data-loaded")){return;}
   details.setAttribute("data-loaded","1");
-  var img=details.querySelector("img[data-src]");
-  if(img){img.src=img.getAttribute("data-src");}
+  details.querySelectorAll("img[data-src]").forEach(function(img){img.src=img.getAttribute("data-src");});
   var source=document.getElementById("view-"+details.getAttribute("data-index"));
   var holder=details.querySelector(".viewer-holder");
   if(source&&holder){
@@ -343,11 +344,12 @@ def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequ
                 extra_columns: Sequence[str], metric_columns: Sequence[str], views: Mapping[str, str],
                 overlays: Mapping[str, bytes], longitudinal: Mapping[str, list[dict]], plots: Mapping[str, str],
                 summary: Mapping | None, record: Mapping, libraries: Sequence[str] = (),
-                notes: Sequence[tuple[str, str]] = ()) -> str:
+                notes: Sequence[tuple[str, str]] = (), natives: Mapping[str, str] | None = None) -> str:
     """The report as one HTML string (see the module docstring for what loads when).
 
     ``notes`` are ``(css class, text)`` paragraphs shown above the case table (``note``, or
-    ``note warn``): how the flag was set, whether the model was calibrated.
+    ``note warn``): how the flag was set, whether the model was calibrated. ``natives``: per case, the
+    block of a raw study's own series (:func:`brainsegfounder.report.native.native_html`).
     """
     case_parts, view_blocks = [], []
     for index, case in enumerate(cases):
@@ -364,7 +366,7 @@ def render_page(*, title: str, cases, scheme: RegionScheme, volume_columns: Sequ
             f'<details class="case" id="case-{_esc(case.case_id)}" data-index="{index}"><summary>'
             f'{_esc(case.case_id)} <span class="muted">{_esc(volumes)}</span></summary><div class="case-body">'
             f'{overlay}<div class="viewer-holder">{legend_html(scheme) if case.case_id in views else ""}{blank}</div>'
-            "</div></details>")
+            f'{(natives or {}).get(case.case_id, "")}</div></details>')
         if case.case_id in views:
             view_blocks.append(f'<script type="text/x-bsf-view" id="view-{index}">{views[case.case_id]}</script>')
     library_blocks = [f'<script type="text/x-bsf-view" id="lib-{i}">{text}</script>' for i, text in enumerate(libraries)]

@@ -3,6 +3,10 @@ that reads back (pydicom + highdicom) with the same frames as the native-grid la
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,3 +65,36 @@ def test_the_dicom_seg_and_the_synthetic_series_pass_the_dicom_standard_validato
         lines = (run.stdout + run.stderr).splitlines()
         assert lines and lines[0].strip() == iod, lines[:3]
         assert not [line for line in lines if line.startswith("Error")], (path.name, lines)
+
+
+def test_the_report_shows_every_series_as_acquired_under_its_labels(prepared, raw_study, tmp_path):
+    """The report of a raw study's predictions draws each series in its own plane at its slice with the
+    most tumour, labels in the legend's colours, named as the scanner named it; a study whose files
+    moved gets one line instead."""
+    from PIL import Image
+
+    from brainsegfounder.report import write_report
+
+    out = tmp_path / "pred"
+    label_path = out / f"{CASE}.nii.gz"
+    label_path.parent.mkdir()
+    truth = raw_study / "raw" / "truth" / CASE
+    write_image(sitk.Cast(truth_on_prepared(prepared, truth, raw_study / "cases" / CASE / f"{CASE}_seg.nii.gz"),
+                          sitk.sitkUInt8), label_path)
+    write_back(prepared, label_path, out, LEGEND)
+    shutil.copytree(prepared.folder, out / "prepared" / CASE)
+    summary = write_report(out, viewers=False)
+    assert summary["native_series"] == 4
+    page = (out / "report.html").read_text()
+    assert page.count('<figure class="native">') == 4 and "The series as acquired" in page
+    assert "FLAIR: series 3 &#x27;AX T2 FLAIR&#x27;, 1.8 x 1.8 x 5 mm, slice" in page
+    png = re.search(r'alt="FLAIR: [^"]*" data-src="data:image/png;base64,([^"]+)"', page).group(1)
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")).reshape(-1, 3).astype(int)
+    coloured = (pixels.max(axis=1) - pixels.min(axis=1)) > 80  # the labels over a grey image
+    assert coloured.sum() > 100, coloured.sum()
+    record = json.loads((out / "prepared" / CASE / "preparation" / "preparation.json").read_text())
+    record["source"] = str(tmp_path / "moved")
+    (out / "prepared" / CASE / "preparation" / "preparation.json").write_text(json.dumps(record))
+    write_report(out, viewers=False)
+    page = (out / "report.html").read_text()
+    assert "The native series were not found where the study was read" in page and 'class="native"' not in page
