@@ -23,6 +23,14 @@ BraTS-way labels; ``on_brats_grid``: the raw series resampled onto the BraTS-way
 found registration chained with the known motion of the reference: an oracle atlas alignment),
 skull-stripped by the fallback, predicted and compared there, with volumes.
 
+With ``--floor``, what a perfect model would score: the same subjects generated again at half the
+source spacing, their labels standing in for the continuous truth (the generator draws tumours on
+the voxel grid, so these are tumours of the same kind, not the source's own): sampled on the
+prepared grid (what a perfect model reads off the raw study), against the same labels sampled on
+the source grid and carried to the prepared grid (what a perfect BraTS-way prediction becomes there): the Dice and volume agreement that the voxel grids
+alone allow. Two label maps on grids a few degrees and a fraction of a voxel apart cannot agree
+better than this, whatever the model.
+
 Prints one table and writes ``<out>/clinical_raw.json``.
 """
 
@@ -139,6 +147,39 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
     return results
 
 
+def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: float) -> dict:
+    """The perfect model's agreement of the module's text (``--floor``), added to ``results`` per case."""
+    import numpy as np
+
+    from brainsegfounder.data.regions import get_scheme
+    from brainsegfounder.data.synthetic import generate
+
+    fine_spacing = source_spacing / 2
+    if not (out / "fine").is_dir():
+        generate("brats2021", out / "fine", subjects=subjects, seed=seed, spacing=fine_spacing)
+    scheme = get_scheme("brats2021")
+    for cid, row in results["cases"].items():
+        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        # The generator draws its tumours on the voxel grid, so the fine subject's tumour is not the source's:
+        # the fine labels are the truth of both sides, sampled on the source grid for the BraTS-way one.
+        fine_label = out / "fine" / cid / f"{cid}_seg.nii.gz"
+        on_source = sitk.Resample(sitk.ReadImage(str(fine_label)), sitk.ReadImage(str(out / "cases" / cid / f"{cid}_seg.nii.gz")),
+                                  sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        sitk.WriteImage(on_source, str(out / "fine" / cid / "seg_on_source_grid.nii.gz"))
+        ideal = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, fine_label))
+        carried = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "fine" / cid / "seg_on_source_grid.nii.gz"))
+        source = sitk.GetArrayFromImage(on_source)
+        voxel_ml = float(np.prod(prepared.record["grid"]["spacing"])) / 1000
+        row["floor_truth_spacing_mm"] = fine_spacing
+        row["floor_dice"] = _regions(scheme, ideal, carried)
+        row["floor_volume_relative_difference"] = {
+            f"{name}_ml": (float(a.sum()) * voxel_ml - float(b.sum()) * source_spacing**3 / 1000)
+            / max(float(b.sum()) * source_spacing**3 / 1000, 1e-9)
+            for (name, a), b in zip(scheme.region_masks(ideal).items(), scheme.region_masks(source).values(), strict=True)}
+    (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
 def _folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -176,7 +217,7 @@ def picture(out: Path, case_id: str, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clinical_raw", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", required=True, nargs="+", help="one checkpoint, or several (an ensemble)")
+    parser.add_argument("--ckpt", nargs="+", default=[], help="one checkpoint, or several (an ensemble)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
@@ -185,12 +226,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grids", default="clinical")
     parser.add_argument("--skull_strip", default="auto")
     parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
+    parser.add_argument("--floor", action="store_true", help="also the perfect model's agreement (module's text)")
+    parser.add_argument("--floor_only", action="store_true", help="only add the floor to --out's finished figures")
     parser.add_argument("--picture", type=Path, help="also draw the first case's native FLAIR with its labels here")
     args = parser.parse_args(argv)
-    results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing, args.grids,
-                      args.skull_strip)
+    if args.floor_only:  # add the floor to a finished run's figures
+        results = json.loads((args.out / "clinical_raw.json").read_text())
+        args.floor = True
+    else:
+        results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing,
+                          args.grids, args.skull_strip)
     if args.diagnose:
         results = diagnose(args.ckpt, args.out, results)
+    if args.floor:
+        results = floor(args.out, results, args.subjects, args.seed, args.source_spacing)
     if args.picture is not None:
         picture(args.out, next(iter(results["cases"])), args.picture)
     for cid, row in results["cases"].items():
@@ -203,13 +252,17 @@ def main(argv: list[str] | None = None) -> int:
                   f" ({100 * diff:+.1f}%)" if diff is not None else f"  {key}: empty")
         for key, title in (("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"),
                            ("control_resampled_dice", "control: BraTS-way resampled onto the prepared grid vs BraTS-way"),
-                           ("on_brats_grid_dice", "raw prepared on the BraTS-way grid vs BraTS-way")):
+                           ("on_brats_grid_dice", "raw prepared on the BraTS-way grid vs BraTS-way"),
+                           ("floor_dice", "a perfect model's floor (the grids alone)")):
             if key in row:
                 print(f"  {title}: " + ", ".join(f"{k} {v:.4f}" for k, v in row[key].items()))
         if "on_brats_grid_volumes_ml" in row:
             print("  volumes on the BraTS-way grid (mL): " + ", ".join(
                 f"{k} {v:.2f} ({100 * (v - row['volumes_brats_ml'][k]) / row['volumes_brats_ml'][k]:+.1f}%)"
                 for k, v in row["on_brats_grid_volumes_ml"].items()))
+        if "floor_volume_relative_difference" in row:
+            print("  a perfect model's volume difference: " + ", ".join(
+                f"{k} {100 * v:+.1f}%" for k, v in row["floor_volume_relative_difference"].items()))
     print(f"timings: {results['timings_s']}")
     return 0
 
