@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainsegfounder.clinical.multiframe import frame_order, is_multiframe
 from brainsegfounder.clinical.prepare import PreparedCase, write_image
 from brainsegfounder.data.geometry import image_of_geometry
 from brainsegfounder.utils.optional import require
@@ -69,7 +70,8 @@ def write_dicom_seg(label, source_files: list[Path], path: str | Path, label_nam
 
     Args:
         label: SimpleITK label map on the source series' grid (slices in ``source_files`` order).
-        source_files: the series' DICOM files, in slice order (as the study reader sorted them).
+        source_files: the series' DICOM files, in slice order (as the study reader sorted them), or its
+            one multi-frame file (its frames are put in position order here too).
         path: the ``.dcm`` file to write (written aside and renamed).
         label_names: label value -> name (the region scheme's), one segment each, in this order.
         series_number: the SEG series' number.
@@ -81,14 +83,20 @@ def write_dicom_seg(label, source_files: list[Path], path: str | Path, label_nam
     hd = require("highdicom")
     pydicom = require("pydicom")
     sources = [pydicom.dcmread(p) for p in source_files]
-    array = sitk.GetArrayFromImage(label)  # (slices, rows, columns), slices in source order
-    if array.shape != (len(sources), int(sources[0].Rows), int(sources[0].Columns)):
-        raise ValueError(f"label map {array.shape} does not match the series' {len(sources)} slices of "
+    array = sitk.GetArrayFromImage(label)  # (slices, rows, columns), slices in position order
+    order = frame_order(sources[0]) if len(sources) == 1 and is_multiframe(sources[0]) else None
+    count = len(order) if order is not None else len(sources)
+    if array.shape != (count, int(sources[0].Rows), int(sources[0].Columns)):
+        raise ValueError(f"label map {array.shape} does not match the series' {count} slices of "
                          f"{sources[0].Rows} x {sources[0].Columns}")
     values = [v for v in label_names if v != 0]
     segments = np.zeros(array.shape, np.uint8)
     for number, value in enumerate(values, start=1):
         segments[array == value] = number
+    if order is not None:  # one multi-frame file: the SEG's frames follow the file's frame numbers
+        in_file = np.empty_like(segments)
+        in_file[order] = segments
+        segments = in_file
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=segments, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[_segment(n, label_names[v], v, hd) for n, v in enumerate(values, start=1)],
@@ -114,9 +122,15 @@ def read_dicom_seg(path: str | Path, source_files: list[Path]) -> np.ndarray:
     hd = require("highdicom")
     pydicom = require("pydicom")
     seg = hd.seg.segread(str(path))
-    uids = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in source_files]
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in source_files]
     numbers = seg.get_segment_numbers()
-    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=numbers)
+    if len(headers) == 1 and is_multiframe(headers[0]):  # frames of one multi-frame file, in position order
+        pixels = seg.get_pixels_by_source_frame(source_sop_instance_uid=str(headers[0].SOPInstanceUID),
+                                                source_frame_numbers=[k + 1 for k in frame_order(headers[0])],
+                                                segment_numbers=numbers)
+    else:
+        pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[str(h.SOPInstanceUID) for h in headers],
+                                                   segment_numbers=numbers)
     out = np.zeros(pixels.shape[:3], np.uint8)
     for k, number in enumerate(numbers):
         label = seg.get_segment_description(number).segment_label

@@ -4,8 +4,9 @@ DICOM files are grouped by SeriesInstanceUID from their headers alone (pydicom, 
 localizers, derived series (ADC, MPR, subtractions) and non-image objects are skipped with one line
 each; what is left is checked before any pixel is read: one patient and one study per folder,
 slices of one orientation at an even spacing (a gap is a missing slice), a sane size. The pixels
-are read by SimpleITK's ImageSeriesReader, in the slice order of their positions. Hand-written
-glue: pydicom reads headers, SimpleITK reads volumes.
+are read by SimpleITK's ImageSeriesReader, in the slice order of their positions. A series in one
+multi-frame file (Enhanced MR) is checked frame by frame the same way and read by
+:mod:`.multiframe`. Hand-written glue: pydicom reads headers, SimpleITK reads volumes.
 
 Example:
     >>> from brainsegfounder.clinical.study import scan_dicom  # doctest: +SKIP
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainsegfounder.clinical.multiframe import frame_headers, is_multiframe, mr_tags, read_multiframe
 from brainsegfounder.utils.errors import DataError
 from brainsegfounder.utils.optional import require
 
@@ -47,6 +49,8 @@ class Series:
     files: list[Path]
     tags: dict = field(default_factory=dict)
     nifti: Path | None = None
+    #: One multi-frame file (Enhanced MR): its frames' indices in position order (:mod:`.multiframe`).
+    frames: list[int] | None = None
 
     @property
     def label(self) -> str:
@@ -82,14 +86,15 @@ def _text(ds, key: str) -> str:
         else str(value or "")
 
 
-def _skip_reason(ds, description: str) -> str | None:
+def _skip_reason(ds, description: str, geometry=None) -> str | None:
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     words = (description + " " + _text(ds, "ProtocolName")).lower()
     if "LOCALIZER" in image_type or any(w in words for w in _LOCALIZER_WORDS):
         return "a localizer"
     if image_type and image_type[0] == "DERIVED":
         return f"derived ({'/'.join(image_type[2:4]) or 'DERIVED'})"
-    if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds or "PixelSpacing" not in ds:
+    geometry = ds if geometry is None else geometry
+    if not all(hasattr(geometry, key) for key in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
         return "not an image series with patient geometry"
     return None
 
@@ -122,13 +127,20 @@ def scan_dicom(folder: str | Path, max_voxels: int = MAX_VOXELS) -> tuple[list[S
         description = _text(ds, "SeriesDescription") or _text(ds, "ProtocolName") or "(no description)"
         number = int(ds.SeriesNumber) if ds.get("SeriesNumber") not in (None, "") else None
         item = Series(series_uid, number, description, [p for p, _ in members], tags=_tags(ds))
-        reason = _skip_reason(ds, description)
+        headers = [d for _, d in members]
+        if is_multiframe(ds):
+            if len(members) > 1:
+                raise DataError(f"series {item.label} (SeriesInstanceUID {series_uid}): {len(members)} multi-frame "
+                                "files in one series; export it as one Enhanced MR file, or as single slices.")
+            headers, item.frames = frame_headers(ds), []
+            item.tags.update({k: v for k, v in mr_tags(ds).items() if item.tags.get(k) is None})
+        reason = _skip_reason(ds, description, headers[0])
         if reason is None and str(ds.get("Modality", "MR")) != "MR":
             reason = f"modality {ds.Modality}, not MR"
         if reason is not None:
             skipped.append(f"{item.label} ({reason})")
             continue
-        _check_slices(item, [d for _, d in members], max_voxels)
+        _check_slices(item, headers, max_voxels)
         series.append(item)
     _check_one_study(series, folder)
     series.sort(key=lambda s: (s.number if s.number is not None else 10**9, s.uid))
@@ -161,7 +173,10 @@ def _check_slices(item: Series, headers: Sequence, max_voxels: int) -> None:
     normal = np.cross(iop[:3], iop[3:])
     positions = np.array([np.array(d.ImagePositionPatient, float) @ normal for d in headers])
     order = np.argsort(positions)
-    item.files = [item.files[i] for i in order]
+    if item.frames is not None:
+        item.frames = [int(i) for i in order]
+    else:
+        item.files = [item.files[i] for i in order]
     rows, columns = int(headers[0].Rows), int(headers[0].Columns)
     voxels = rows * columns * len(headers)
     if voxels > max_voxels:
@@ -199,6 +214,8 @@ def read_series(item: Series):
     try:
         if item.nifti is not None:
             image = sitk.ReadImage(str(item.nifti))
+        elif item.frames is not None:
+            image = read_multiframe(item.files[0], item.frames or None)
         else:
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames([str(p) for p in item.files])
