@@ -108,6 +108,7 @@ def _regions(scheme, a, b) -> dict[str, float]:
 
 def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
     """The two controls of the module's text, added to ``results`` per case."""
+    from brainsegfounder.clinical.atlas import chain
     from brainsegfounder.clinical.brain import brain_mask
     from brainsegfounder.data.geometry import image_of_geometry
     from brainsegfounder.data.regions import get_scheme
@@ -121,13 +122,12 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
         images = {}
         for m in modalities:
             case_image = sitk.ReadImage(str(out / "cases" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
-            sitk.WriteImage(sitk.Resample(case_image, grid, motion, sitk.sitkLinear, 0.0, sitk.sitkFloat32),
+            sitk.WriteImage(sitk.Resample(case_image, grid, chain(prepared.to_reference(), motion), sitk.sitkLinear, 0.0,
+                                          sitk.sitkFloat32),
                             str(_folder(out / "resampled" / cid) / f"{cid}_{m}.nii.gz"))
-            chain = sitk.CompositeTransform(3)  # the last added runs first: case -> reference -> series
-            chain.AddTransform(prepared.transform(m))
-            chain.AddTransform(motion.GetInverse())
             native = sitk.ReadImage(str(out / "raw" / "nifti" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
-            images[m] = sitk.Resample(native, source, chain, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+            to_series = chain(motion.GetInverse(), prepared.series_transform(m))  # case -> reference -> series
+            images[m] = sitk.Resample(native, source, to_series, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         mask, _ = brain_mask(images["t1"], "fallback")
         for m, image in images.items():
             sitk.WriteImage(sitk.Mask(image, mask), str(_folder(out / "on_brats_grid" / cid) / f"{cid}_{m}.nii.gz"))

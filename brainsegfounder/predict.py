@@ -102,6 +102,7 @@ def predict(
     skull_strip: str = "auto",
     spacing: float | None = None,
     reference: str | None = None,
+    atlas: str | None = None,
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans (or raw DICOM studies) with trained BrainSegFounder checkpoints, on each input's own grid.
@@ -157,6 +158,8 @@ def predict(
         spacing: when preparing: the prepared grid's voxel size in mm (default: the checkpoint's
             training spacing, else 1 mm).
         reference: when preparing: the modality every series is registered to (default: the finest series).
+        atlas: when preparing: ``mni152`` or a brain-only T1 template file: prepare onto that atlas
+            (rigid; docs/clinical.md); default the reference series' own frame.
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -185,7 +188,7 @@ def predict(
                                            fast=fast, engine=engine)
     cutoff, flag_cases, flag_source = flag_rule_of(predictor, flag_below, uncertainty, console)  # may refuse
     prepared = {c.case_id: c for c in _prepare(input, output, predictor, preprocess, series, skull_strip, spacing,
-                                                 reference, overwrite, console)}
+                                                 reference, overwrite, console, atlas)}
     case_inputs = [str(c.folder) for c in prepared.values()] or input
     cases = find_inputs(case_inputs, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
@@ -311,7 +314,7 @@ def predict(
 
 
 def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_strip: str, spacing, reference,
-             overwrite: bool, console) -> list:
+             overwrite: bool, console, atlas: str | None = None) -> list:
     """The prepared cases of the DICOM studies among ``inputs`` (all inputs with ``--preprocess``)."""
     from brainsegfounder.clinical.batch import prepare_many, studies_in, training_spacing
     from brainsegfounder.clinical.modalities import parse_overrides
@@ -329,7 +332,7 @@ def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_st
     writers.ensure_writable(output)
     return prepare_many(studies, output / "prepared", predictor.modalities, training_spacing(predictor.spacing, spacing),
                         skull_strip, parse_overrides(series, predictor.modalities), reference,
-                        allow_missing=predictor.accepts_missing, overwrite=overwrite,
+                        allow_missing=predictor.accepts_missing, overwrite=overwrite, atlas=atlas,
                         say=lambda line: console.print(line, soft_wrap=True, highlight=False, markup=False))
 
 

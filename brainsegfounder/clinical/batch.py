@@ -62,15 +62,16 @@ def studies_in(inputs: Sequence[str | Path], preprocess: bool) -> list[Path]:
     return dicom
 
 
-def _options(modalities, spacing, skull_strip, overrides, reference, brain_method) -> dict:
-    return {"modalities": list(modalities), "spacing_mm": float(spacing), "skull_strip": skull_strip,
-            "series": dict(sorted((overrides or {}).items())), "reference": reference, "brain_method": brain_method}
+def _options(modalities, spacing, skull_strip, overrides, reference, brain_method, atlas) -> dict:
+    options = {"modalities": list(modalities), "spacing_mm": float(spacing), "skull_strip": skull_strip,
+               "series": dict(sorted((overrides or {}).items())), "reference": reference, "brain_method": brain_method}
+    return {**options, "atlas": str(atlas)} if atlas else options  # earlier records stay reusable
 
 
 def prepare_many(studies: Sequence[Path], out: Path, modalities: Sequence[str], spacing: float,
                  skull_strip: str = "auto", overrides: dict[str, str] | None = None, reference: str | None = None,
                  brain_method: str = "auto", allow_missing: Sequence[str] = (), overwrite: bool = False,
-                 say: Callable[[str], None] | None = None) -> list[PreparedCase]:
+                 say: Callable[[str], None] | None = None, atlas: str | None = None) -> list[PreparedCase]:
     """Prepare each study folder into ``out/<study folder name>/`` (reusing identical earlier work)."""
     say = say or (lambda line: None)
     names = [Path(s).name for s in studies]
@@ -78,7 +79,7 @@ def prepare_many(studies: Sequence[Path], out: Path, modalities: Sequence[str], 
     if twice:
         raise DataError(f"several --input studies are named {', '.join(twice)}; each case is named after its folder. "
                         "Rename the folders or prepare them into separate --output folders.")
-    options = _options(modalities, spacing, skull_strip, overrides, reference, brain_method)
+    options = _options(modalities, spacing, skull_strip, overrides, reference, brain_method, atlas)
     prepared = []
     for study in studies:
         study = Path(study).expanduser()
@@ -100,5 +101,5 @@ def prepare_many(studies: Sequence[Path], out: Path, modalities: Sequence[str], 
                             "--output.")
         prepared.append(prepare_study(study, out, modalities, spacing, skull_strip, overrides, reference,
                                       brain_method=brain_method, allow_missing=allow_missing, say=say,
-                                      found=found, options=options))
+                                      found=found, options=options, atlas=atlas))
     return prepared

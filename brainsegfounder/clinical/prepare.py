@@ -68,6 +68,19 @@ class PreparedCase:
 
         return sitk.ReadTransform(str(self.folder / self.record["series"][modality]["transform"]))
 
+    def to_reference(self):
+        """Prepared grid points -> reference series points: the atlas registration (``--atlas``), else the identity."""
+        import SimpleITK as sitk
+
+        atlas = self.record.get("atlas")
+        return sitk.ReadTransform(str(self.folder / atlas["transform"])) if atlas else sitk.Euler3DTransform()
+
+    def series_transform(self, modality: str):
+        """Reference series points -> ``modality``'s series points: that series' registration alone."""
+        from brainsegfounder.clinical.atlas import chain
+
+        return chain(self.to_reference().GetInverse(), self.transform(modality))
+
 
 def find_series(source: str | Path, modalities: Sequence[str], overrides: dict[str, str] | None = None,
                 allow_missing: Sequence[str] = ()) -> tuple[dict[str, Series], list[str], str]:
@@ -127,7 +140,7 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
                   skull_strip: str = "auto", overrides: dict[str, str] | None = None, reference: str | None = None,
                   case_id: str | None = None, brain_method: str = "auto", allow_missing: Sequence[str] = (),
                   say: Callable[[str], None] | None = None, found: tuple | None = None,
-                  options: dict | None = None) -> PreparedCase:
+                  options: dict | None = None, atlas: str | None = None) -> PreparedCase:
     """Prepare one study into ``out/<case_id>/`` (see the module's text) and return it.
 
     Args:
@@ -144,6 +157,8 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
         say: receives one line per thing worth telling (skipped series, registrations, stripping).
         found: :func:`find_series`'s answer when the caller has it already.
         options: the options to record (``preparation.json``'s ``options``; compared on reuse).
+        atlas: ``mni152`` or a template file: prepare onto that atlas's grid (:mod:`.atlas`); default
+            the reference series' frame.
     """
     import SimpleITK as sitk
 
@@ -163,7 +178,7 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
     grid = grid_covering(corners(native[ref]), direction, (float(spacing),) * 3)
     folder = out / case_id
     (folder / PREPARATION).mkdir(parents=True, exist_ok=True)
-    series_record, prepared = {}, {}
+    series_record, prepared, transforms = {}, {}, {}
     for name, item in chosen.items():
         if name == ref:
             transform, figures = sitk.Euler3DTransform(), {"reference": True}
@@ -177,7 +192,7 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
                 f"{result.shift_mm:.2f} mm, normalised MI {nmi:.3f}")
         prepared[name] = sitk.Resample(native[name], grid, transform, getattr(sitk, INTERPOLATOR), 0.0,
                                        sitk.sitkFloat32)
-        sitk.WriteTransform(transform, str(folder / PREPARATION / f"{name}.tfm"))
+        transforms[name] = transform
         series_record[name] = {
             "series_instance_uid": item.uid if item.is_dicom else None, "series_number": item.number,
             "description": item.description, "contrast": CONTRAST_OF.get(name.lower(), name),
@@ -186,18 +201,33 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
     share = zero_fraction(sitk.GetArrayViewFromImage(native[ref]))
     strip = needs_stripping(native[ref], skull_strip)
     stripping = {"setting": skull_strip, "stripped": strip, "reference_zero_fraction": round(share, 4)}
+    t1w = next((n for n in chosen if CONTRAST_OF.get(n.lower()) == "t1"), None) or \
+        next((n for n in chosen if CONTRAST_OF.get(n.lower()) == "t1ce"), ref)
+    mask = None
     if strip:
-        t1w = next((n for n in chosen if CONTRAST_OF.get(n.lower()) == "t1"), None) or \
-            next((n for n in chosen if CONTRAST_OF.get(n.lower()) == "t1ce"), ref)
         mask, method = brain_mask(prepared[t1w], brain_method)
         volume_ml = float(sitk.GetArrayViewFromImage(mask).sum()) * float(spacing) ** 3 / 1000
         stripping.update(method=method, on=t1w, brain_ml=round(volume_ml, 1), mask=f"{PREPARATION}/brain_mask.nii.gz")
-        write_image(mask, folder / PREPARATION / "brain_mask.nii.gz")
         prepared = {n: sitk.Mask(img, mask) for n, img in prepared.items()}
         say(f"{case_id}: brain extracted on {t1w} by {method}: {volume_ml:.0f} mL")
         if not _BRAIN_ML[0] <= volume_ml <= _BRAIN_ML[1]:
             say(f"{case_id}: the brain mask holds {volume_ml:.0f} mL, outside {_BRAIN_ML[0]:.0f}-{_BRAIN_ML[1]:.0f} mL: "
                 "check that the study is a brain MRI and look at the prepared images")
+    atlas_record, volumes_on = None, f"the prepared grid ({spacing:g} mm isotropic)"
+    if atlas:
+        from brainsegfounder.clinical.atlas import to_atlas
+
+        prepared, grid, transforms, atlas_record, mask, to_reference = to_atlas(
+            atlas, native, transforms, prepared[t1w], mask, spacing)
+        sitk.WriteTransform(to_reference, str(folder / PREPARATION / "atlas.tfm"))
+        volumes_on = f"the {atlas_record['name']} atlas grid ({spacing:g} mm isotropic; rigid: the patient's own volumes)"
+        figures = atlas_record["registration"]
+        say(f"{case_id}: {t1w} registered to the atlas {atlas_record['name']}: {figures['rotation_deg']:.1f} degrees, "
+            f"{figures['shift_mm']:.1f} mm, brain over the template's Dice {figures['brain_dice']:.3f}")
+    for name, transform in transforms.items():
+        sitk.WriteTransform(transform, str(folder / PREPARATION / f"{name}.tfm"))
+    if mask is not None:
+        write_image(mask, folder / PREPARATION / "brain_mask.nii.gz")
     images = {}
     for name, image in prepared.items():
         images[name] = folder / f"{case_id}_{name}.nii.gz"
@@ -207,8 +237,8 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
     record = {"case_id": case_id, "source": str(source), "source_kind": kind,
               "source_digest": digest_of(chosen), "options": options,
               "modalities": list(chosen), "reference": ref, "spacing_mm": float(spacing),
-              "grid": geometry_of(grid), "skull_strip": stripping, "series": series_record, "skipped": skipped,
-              "volumes_on": f"the prepared grid ({spacing:g} mm isotropic)", "software": f"brainsegfounder {__version__}"}
+              "grid": geometry_of(grid), "atlas": atlas_record, "skull_strip": stripping, "series": series_record,
+              "skipped": skipped, "volumes_on": volumes_on, "software": f"brainsegfounder {__version__}"}
     partial = folder / PREPARATION / f".partial-{RECORD_FILE}"
     partial.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(partial, folder / PREPARATION / RECORD_FILE)

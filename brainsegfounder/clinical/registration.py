@@ -88,13 +88,18 @@ def _method(seed: int, voxels: int, levels=(1,)):
     return method
 
 
-def register(fixed, moving, seed: int = 0) -> Registration:
-    """Rigidly register ``moving`` to ``fixed`` (both SimpleITK float volumes in one scanner frame)."""
+def register(fixed, moving, seed: int = 0, start=None) -> Registration:
+    """Rigidly register ``moving`` to ``fixed`` (both SimpleITK float volumes in one scanner frame).
+
+    ``start``: the Euler3D transform to start from (default: the identity about the fixed image's
+    centre); the atlas registration starts from the brains' centres of mass.
+    """
     import SimpleITK as sitk
 
-    centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
-    start = sitk.Euler3DTransform()
-    start.SetCenter(centre)
+    if start is None:
+        centre = fixed.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in fixed.GetSize()])
+        start = sitk.Euler3DTransform()
+        start.SetCenter(centre)
     voxels = int(np.prod(fixed.GetSize()))
     probe = _method(seed, voxels)
     probe.SetInitialTransform(start)

@@ -5,7 +5,8 @@ rigid motion that maps that series' scanner points to the source case (``truth/<
 prepared case records, per series, the transform it found from the prepared grid (the reference
 series' frame) to the series. So the true transform is ``inv(motion[series]) @ motion[reference]``,
 and :func:`registration_errors` reports, per series, the mean distance (mm) between where the
-found and the true transforms send the brain's voxels. :func:`truth_on_prepared` puts the
+found and the true transforms send the brain's voxels (with ``--atlas``, the series' own registration,
+the atlas step taken out). :func:`truth_on_prepared` puts the
 source case's brain mask and labels on the prepared grid; :func:`dice` compares masks.
 
 Example:
@@ -49,7 +50,7 @@ def registration_errors(case: PreparedCase, truth: str | Path) -> dict[str, floa
     ref = case.record["reference"]
     brain = sitk.ReadImage(str(truth / f"{ref}_brain.nii.gz"))
     points = physical_points(brain, sitk.GetArrayViewFromImage(brain) > 0)
-    return {m: registration_error(matrix_of(case.transform(m)), np.linalg.inv(motion[m]) @ motion[ref], points)
+    return {m: registration_error(matrix_of(case.series_transform(m)), np.linalg.inv(motion[m]) @ motion[ref], points)
             for m in case.record["series"] if m != ref}
 
 
@@ -58,6 +59,9 @@ def truth_on_prepared(case: PreparedCase, truth: str | Path, source: str | Path)
     import SimpleITK as sitk
 
     ref = case.record["reference"]
+    from brainsegfounder.clinical.atlas import chain
+
     to_world = sitk.ReadTransform(str(Path(truth) / f"{ref}_motion.tfm"))  # reference points -> source case
     grid = image_of_geometry(case.record["grid"])
-    return sitk.Resample(sitk.ReadImage(str(source)), grid, to_world, sitk.sitkNearestNeighbor, 0)
+    return sitk.Resample(sitk.ReadImage(str(source)), grid, chain(case.to_reference(), to_world),
+                         sitk.sitkNearestNeighbor, 0)

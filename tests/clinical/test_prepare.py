@@ -62,3 +62,33 @@ def test_a_series_that_does_not_register_is_refused_by_name(study_copy, tmp_path
     with pytest.raises(DataError, match=r"registration of series t2 \(5 'AX T2 TSE'\) to the reference t1ce .* did not "
                                         r"converge: .*normalised MI"):
         prepare_study(study_copy, tmp_path / "out", MODALITIES, spacing=2.0, brain_method="fallback")
+
+
+def test_atlas_preparation_lands_the_brain_on_the_mni152_template(raw_study, tmp_path):
+    """--atlas mni152: the case on the template's field of view, the brain over the template's brain,
+    every series still within a millimetre of its true motion, the truth carried there and back."""
+    from brainsegfounder.clinical.atlas import load_atlas
+    from brainsegfounder.clinical.native import native_labels
+
+    case = prepare_study(raw_study / "raw" / "dicom" / CASE, tmp_path / "out", MODALITIES, spacing=2.0,
+                         brain_method="fallback", atlas="mni152")
+    truth = raw_study / "raw" / "truth" / CASE
+    assert case.record["atlas"]["name"] == "mni152" and case.record["volumes_on"].startswith("the mni152 atlas grid")
+    assert max(registration_errors(case, truth).values()) <= 1.0
+    template, _ = load_atlas("mni152")
+    mask = sitk.ReadImage(str(case.folder / case.record["skull_strip"]["mask"]))
+    assert mask.GetSize() == (99, 117, 95)  # the template's 197 x 233 x 189 mm at 2 mm
+    on_grid = sitk.Resample(template, mask, sitk.Transform(), sitk.sitkLinear, 0)
+    assert dice(sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(on_grid) > 0.2) >= 0.9
+    label = truth_on_prepared(case, truth, raw_study / "cases" / CASE / f"{CASE}_seg.nii.gz")
+    back = native_labels(case, _write(label, tmp_path / "label.nii.gz"))["flair"]
+    expected = sitk.ReadImage(str(truth / "flair_seg.nii.gz"))
+    assert dice(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(expected)) >= 0.85
+    with pytest.raises(DataError, match="--atlas /nowhere/sri24.nii.gz: neither 'mni152' nor a file"):
+        prepare_study(raw_study / "raw" / "dicom" / CASE, tmp_path / "out2", MODALITIES, spacing=2.0,
+                      brain_method="fallback", atlas="/nowhere/sri24.nii.gz")
+
+
+def _write(image, path):
+    sitk.WriteImage(sitk.Cast(image, sitk.sitkUInt8), str(path))
+    return path
