@@ -55,7 +55,7 @@ def _volumes(path: Path) -> dict[str, dict[str, float]]:
 
 
 def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing: float, spacing: float, grids: str,
-            skull_strip: str = "auto") -> dict:
+            skull_strip: str = "auto", atlas: str | None = None) -> dict:
     from brainsegfounder.data.layouts import find_cases
     from brainsegfounder.data.regions import get_scheme
     from brainsegfounder.data.synthetic import generate
@@ -72,7 +72,7 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
     timings["predict_brats_s"] = time.perf_counter() - started
     started = time.perf_counter()
     predict(list(ckpt), [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
-            spacing=spacing, skull_strip=skull_strip)
+            spacing=spacing, skull_strip=skull_strip, atlas=atlas)
     timings["predict_raw_s"] = time.perf_counter() - started
     brats, raw = _volumes(out / "pred_brats" / "volumes.csv"), _volumes(out / "pred_raw" / "volumes.csv")
     scheme = get_scheme("brats2021")
@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=2.0)
     parser.add_argument("--grids", default="clinical")
     parser.add_argument("--skull_strip", default="auto")
+    parser.add_argument("--atlas", default=None, help="prepare the raw studies onto this atlas (mni152 or a file)")
     parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
     parser.add_argument("--floor", action="store_true", help="also the perfect model's agreement (module's text)")
     parser.add_argument("--floor_only", action="store_true", help="only add the floor to --out's finished figures")
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         args.floor = True
     else:
         results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing,
-                          args.grids, args.skull_strip)
+                          args.grids, args.skull_strip, args.atlas)
     if args.diagnose:
         results = diagnose(args.ckpt, args.out, results)
     if args.floor:
