@@ -5,7 +5,8 @@ A case predicted from a raw clinical study (``predict --input <DICOM study>``, o
 (``prepared/<case_id>/preparation/preparation.json``) and a label map on every series' own grid
 (``native/<case_id>_<modality>.nii.gz``). :func:`native_pictures` draws, for each series, the slice
 of its own stack with the most labelled voxels, as a DICOM viewer shows it (first row at the top,
-pixels to scale), the series' voxels read back from the study's files and the labels in the
+pixels to scale, the patient sides marked on the edges: an axial series stored the usual way has
+the patient's right on the left, the radiological convention), the series' voxels read back from the study's files and the labels in the
 scheme's colours; :func:`native_html` is the block the report puts under the case's viewer (which
 shows the prepared images: what the network saw). A case without a record gets nothing; a study
 whose files moved gets one line saying so.
@@ -49,7 +50,21 @@ def _series_image(record: dict, modality: str):
                               description=entry.get("description") or "", files=files, nifti=nifti))
 
 
-def _draw(image: np.ndarray, label: np.ndarray, spacing, scheme, title: str) -> bytes:
+#: The patient side an LPS axis points to, + then - (DICOM viewers' orientation letters).
+_SIDES = (("L", "R"), ("P", "A"), ("S", "I"))
+
+
+def _side(vector) -> str:
+    """The letter of the patient side ``vector`` (LPS) points to most: ``L``, ``R``, ``P``, ``A``, ``S``, ``I``.
+
+    >>> _side([1, 0, 0]), _side([0, -0.9, 0.1]), _side([0.2, 0, -1])
+    ('L', 'A', 'I')
+    """
+    axis = int(np.argmax(np.abs(vector)))
+    return _SIDES[axis][0 if vector[axis] > 0 else 1]
+
+
+def _draw(image: np.ndarray, label: np.ndarray, spacing, scheme, title: str, direction=None) -> bytes:
     from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
@@ -66,6 +81,11 @@ def _draw(image: np.ndarray, label: np.ndarray, spacing, scheme, title: str) -> 
                 vmin=0.5, vmax=len(values) + 0.5, alpha=0.5, interpolation="nearest", aspect=aspect)
     axis.set_axis_off()
     axis.set_title(title, fontsize=8)
+    if direction is not None:  # the edges' patient sides, as a DICOM viewer marks them
+        columns, rows = np.asarray(direction, float).reshape(3, 3).T[:2]
+        for x, y, letter, align in ((0.02, 0.5, _side(-columns), "left"), (0.98, 0.5, _side(columns), "right"),
+                                    (0.5, 0.97, _side(-rows), "center"), (0.5, 0.03, _side(rows), "center")):
+            axis.text(x, y, letter, color="yellow", fontsize=9, ha=align, va="center", transform=axis.transAxes)
     figure.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.01)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -106,8 +126,9 @@ def native_pictures(predictions: str | Path, case_id: str, scheme) -> list[Nativ
         name = f"series {entry['series_number']} '{entry['description']}'" if entry.get("series_number") is not None \
             else entry["description"]
         caption = f"{modality.upper()}: {name}, {sx:.2g} x {sy:.2g} x {sz:.2g} mm, slice {k + 1} of {voxels.shape[0]}"
-        pictures.append(NativePicture(modality, caption, _draw(voxels[k], labels[k], (sx, sy), scheme,
-                                                               f"{modality.upper()}, slice {k + 1}/{voxels.shape[0]}")))
+        title = f"{modality.upper()}, slice {k + 1}/{voxels.shape[0]}"
+        pictures.append(NativePicture(modality, caption, _draw(voxels[k], labels[k], (sx, sy), scheme, title,
+                                                               image.GetDirection())))
     return pictures
 
 
@@ -123,6 +144,7 @@ def native_html(pictures: list[NativePicture] | str | None, volumes_on: str | No
         f'data-src="data:image/png;base64,{base64.b64encode(p.png).decode()}">'
         f"<figcaption>{html.escape(p.caption)}</figcaption></figure>" for p in pictures)
     return ('<div class="natives"><h3>The series as acquired</h3><p class="muted">Each series on its own grid '
-            "(skull on, as the scanner wrote it), at its slice with the most tumour, under the labels carried back "
-            "onto that grid (nearest neighbour, through the inverse of its registration). The viewer above shows "
-            f"the prepared images, what the network saw.{where}</p>{figures}</div>")
+            "(skull on, as the scanner wrote it; the letters mark the patient's sides, as a DICOM viewer does), at "
+            "its slice with the most tumour, under the labels carried back onto that grid (nearest neighbour, "
+            "through the inverse of its registration). The viewer above shows the prepared images, what the "
+            f"network saw, with the patient's left on the left.{where}</p>{figures}</div>")
