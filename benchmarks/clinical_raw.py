@@ -29,7 +29,8 @@ the voxel grid, so these are tumours of the same kind, not the source's own): sa
 prepared grid (what a perfect model reads off the raw study), against the same labels sampled on
 the source grid and carried to the prepared grid (what a perfect BraTS-way prediction becomes there): the Dice and volume agreement that the voxel grids
 alone allow. Two label maps on grids a few degrees and a fraction of a voxel apart cannot agree
-better than this, whatever the model.
+better than this, whatever the model. Beside it, each predict against the truth: the BraTS-way one
+on its own grid, the raw one against the truth carried to the prepared grid (floor included).
 
 Prints one table and writes ``<out>/clinical_raw.json``.
 """
@@ -170,6 +171,12 @@ def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: fl
         carried = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "fine" / cid / "seg_on_source_grid.nii.gz"))
         source = sitk.GetArrayFromImage(on_source)
         voxel_ml = float(np.prod(prepared.record["grid"]["spacing"])) / 1000
+        truth_here = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "cases" / cid / f"{cid}_seg.nii.gz"))
+        brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
+        raw = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
+        row["brats_vs_truth_dice"] = _regions(scheme, brats, sitk.GetArrayFromImage(sitk.ReadImage(
+            str(out / "cases" / cid / f"{cid}_seg.nii.gz"))))
+        row["raw_vs_truth_dice"] = _regions(scheme, raw, truth_here)  # the truth carried over: floor included
         row["floor_truth_spacing_mm"] = fine_spacing
         row["floor_dice"] = _regions(scheme, ideal, carried)
         row["floor_volume_relative_difference"] = {
@@ -254,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         for key, title in (("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"),
                            ("control_resampled_dice", "control: BraTS-way resampled onto the prepared grid vs BraTS-way"),
                            ("on_brats_grid_dice", "raw prepared on the BraTS-way grid vs BraTS-way"),
-                           ("floor_dice", "a perfect model's floor (the grids alone)")):
+                           ("floor_dice", "a perfect model's floor (the grids alone)"),
+                           ("brats_vs_truth_dice", "BraTS-way predict vs the truth"),
+                           ("raw_vs_truth_dice", "raw predict vs the truth carried to the prepared grid")):
             if key in row:
                 print(f"  {title}: " + ", ".join(f"{k} {v:.4f}" for k, v in row[key].items()))
         if "on_brats_grid_volumes_ml" in row:
