@@ -331,7 +331,7 @@ class SegmentationDataModule(CasesDataModule):
         # exactly the constant a missing file becomes at prediction (modality_dropout.MISSING_VALUE).
         dropout = [RandomModalityDropout(self.modality_dropout, self.modalities)] if self.modality_dropout > 0 else []
         return in_place([*preprocessing(self.patch_size, self.spacing, self.crop_to_brain),
-                         *augmentation(self.augmentation), *dropout])
+                         *augmentation(self.augmentation, self.modalities), *dropout])
 
     def train_dataloader(self) -> DataLoader:
         subjects = tio.SubjectsDataset(cases_to_subjects(self.train_cases), transform=self.train_transform())

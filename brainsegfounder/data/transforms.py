@@ -3,7 +3,8 @@
 Preprocessing (training, validation and prediction alike): canonical RAS orientation, optional
 resampling to a target spacing, optional crop to the brain, padding to at least the patch size,
 then per-modality z-score over brain (non-zero) voxels. Augmentation (training only): flips,
-a small affine, and per-modality intensity scale and shift.
+a small affine, per-modality intensity scale and shift, and (off by default) thick-slice
+simulation per modality, for models that will read clinical series resampled from thick slices.
 
 Example:
     >>> from brainsegfounder.data.transforms import Augmentation, preprocessing, augmentation
@@ -24,6 +25,8 @@ import torchio as tio
 from torchio.transforms.augmentation.random_transform import RandomTransform
 from torchio.transforms.intensity_transform import IntensityTransform
 from torchio.transforms.spatial_transform import SpatialTransform
+
+from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["Augmentation", "PreprocessingRecord", "ReplaceNonFinite", "preprocessing", "augmentation", "nonzero", "PadToMinimumShape",
            "RandomIntensityScaleShift", "CropToBrain"]
@@ -108,6 +111,22 @@ class Augmentation:
     intensity_probability: float = 1.0
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
+    #: Per modality, the probability that it is seen as if acquired with thick slices and
+    #: resampled back (TorchIO's ``RandomAnisotropy``: one random axis, nearest-neighbour
+    #: downsampling by a factor from ``anisotropy_downsampling``, linear upsampling). Each modality
+    #: draws its own axis and factor, as each clinical series has its own slice direction and
+    #: thickness (FLAIR 5 mm axial beside a 1 mm sagittal T1ce). Label maps are left as they are.
+    #: 0 (default) turns it off; 0.3-0.5 for a checkpoint meant for raw clinical studies.
+    anisotropy_probability: float = 0.0
+    anisotropy_downsampling: tuple[float, float] = (1.5, 5.0)
+
+    def __post_init__(self):
+        low, high = (float(v) for v in self.anisotropy_downsampling)
+        if not 1 <= low <= high:
+            raise ConfigError(f"data.augmentation.anisotropy_downsampling must be [low, high] with 1 <= low <= high "
+                              f"(a slice-thickness factor), got {list(self.anisotropy_downsampling)}.")
+        if not 0 <= self.anisotropy_probability <= 1:
+            raise ConfigError(f"data.augmentation.anisotropy_probability must lie in 0..1, got {self.anisotropy_probability}.")
 
 
 def preprocessing(
@@ -219,8 +238,18 @@ class CropToBrain(SpatialTransform):
         return tio.Crop(cropping)(subject)
 
 
-def augmentation(settings: Augmentation | None = None) -> list[tio.Transform]:
-    """The random training transforms for the given :class:`Augmentation` settings."""
+def augmentation(settings: Augmentation | None = None, modalities: Sequence[str] | None = None
+                 ) -> list[tio.Transform]:
+    """The random training transforms for the given :class:`Augmentation` settings.
+
+    ``modalities`` names the subject's images, so that thick-slice simulation draws for each one on
+    its own; without it, one draw applies to every intensity image alike.
+
+    Example:
+        >>> steps = augmentation(Augmentation(anisotropy_probability=0.5), modalities=["flair", "t1"])
+        >>> [(type(t).__name__, t.include) for t in steps if type(t).__name__ == "RandomAnisotropy"]
+        [('RandomAnisotropy', ['flair']), ('RandomAnisotropy', ['t1'])]
+    """
     s = settings or Augmentation()
     steps: list[tio.Transform] = []
     if s.flip_probability > 0:
@@ -229,4 +258,9 @@ def augmentation(settings: Augmentation | None = None) -> list[tio.Transform]:
         steps.append(tio.RandomAffine(scales=s.affine_scales, degrees=s.affine_degrees, p=s.affine_probability))
     if s.intensity_probability > 0 and (s.intensity_scale > 0 or s.intensity_shift > 0):
         steps.append(RandomIntensityScaleShift(s.intensity_scale, s.intensity_shift, p=s.intensity_probability))
+    if s.anisotropy_probability > 0:
+        low, high = (float(v) for v in s.anisotropy_downsampling)
+        groups = [[m] for m in modalities] if modalities else [None]
+        steps.extend(tio.RandomAnisotropy(axes=(0, 1, 2), downsampling=(low, high), include=group,
+                                          p=s.anisotropy_probability) for group in groups)
     return steps
