@@ -32,6 +32,14 @@ alone allow. Two label maps on grids a few degrees and a fraction of a voxel apa
 better than this, whatever the model. Beside it, each predict against the truth: the BraTS-way one
 on its own grid, the raw one against the truth carried to the prepared grid (floor included).
 
+With ``--truth``, only the rows against the truth (no floor). Two checkpoints are compared on the same
+cases with ``--cases_from`` (the second run links the first run's generated cases and truth) and
+``--summarize`` (a Markdown table, one column per run, each the mean over its cases)::
+
+    python -m benchmarks.clinical_raw --ckpt A.ckpt --out /tmp/a --subjects 4 --source_spacing 1 --spacing 1 --truth
+    python -m benchmarks.clinical_raw --ckpt B.ckpt --out /tmp/b --cases_from /tmp/a --source_spacing 1 --spacing 1 --truth
+    python -m benchmarks.clinical_raw --summarize /tmp/a /tmp/b
+
 Prints one table and writes ``<out>/clinical_raw.json``.
 """
 
@@ -64,9 +72,10 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
 
     timings = {}
     started = time.perf_counter()
-    generate("brats2021", out / "cases", subjects=subjects, seed=seed, spacing=source_spacing, raw=out / "raw",
-             raw_grids=grids)
-    timings["generate_s"] = time.perf_counter() - started
+    if not (out / "cases").exists():  # a --cases_from run links earlier cases in
+        generate("brats2021", out / "cases", subjects=subjects, seed=seed, spacing=source_spacing, raw=out / "raw",
+                 raw_grids=grids)
+        timings["generate_s"] = time.perf_counter() - started
     cases = find_cases("brats2021", out / "cases")
     started = time.perf_counter()
     predict(list(ckpt), [str(out / "cases")], str(out / "pred_brats"), device="cpu")
@@ -148,6 +157,49 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
     return results
 
 
+def against_truth(out: Path, results: dict) -> dict:
+    """Each predict against the generator's truth (``--truth``; ``--floor`` adds it too), per case: the
+    BraTS-way one on its own grid, the raw one against the truth carried to the prepared grid."""
+    from brainsegfounder.data.regions import get_scheme
+
+    scheme = get_scheme("brats2021")
+    for cid, row in results["cases"].items():
+        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        label = out / "cases" / cid / f"{cid}_seg.nii.gz"
+        truth_here = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, label))
+        brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
+        raw = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
+        row["brats_vs_truth_dice"] = _regions(scheme, brats, sitk.GetArrayFromImage(sitk.ReadImage(str(label))))
+        row["raw_vs_truth_dice"] = _regions(scheme, raw, truth_here)  # the truth carried over: floor included
+    (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def summarize(runs: list[Path]) -> str:
+    """A Markdown table of several runs' figures, each the mean over its cases (``--summarize``): one
+    column per run, so that checkpoints measured on the same cases (``--cases_from``) sit side by side."""
+    import numpy as np
+
+    rows = (("volume_relative_difference", "volume raw vs BraTS-way, mean |difference| %"),
+            ("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"), ("raw_vs_truth_dice", "raw predict vs truth"),
+            ("brats_vs_truth_dice", "BraTS-way predict vs truth"))
+    figures = [json.loads((run / "clinical_raw.json").read_text())["cases"] for run in runs]
+    lines = ["| | " + " | ".join(run.name for run in runs) + " |", "| --- |" + " --- |" * len(runs)]
+    for key, title in rows:
+        cells = []
+        for cases in figures:
+            per_case = [row[key] for row in cases.values() if key in row]
+            if not per_case:
+                cells.append("-")
+                continue
+            means = {k: np.mean([abs(v[k]) * 100 if key.startswith("volume") else v[k] for v in per_case]) for k in per_case[0]}
+            cells.append(" / ".join(f"{v:.1f}" if key.startswith("volume") else f"{v:.3f}" for v in means.values()))
+        lines.append(f"| {title} (TC / WT / ET) | " + " | ".join(cells) + " |")
+    cases = sorted({cid for c in figures for cid in c})
+    lines.append(f"\n{len(cases)} case(s): {', '.join(cases)}; each cell the mean over them.")
+    return "\n".join(lines)
+
+
 def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: float) -> dict:
     """The perfect model's agreement of the module's text (``--floor``), added to ``results`` per case."""
     import numpy as np
@@ -159,6 +211,7 @@ def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: fl
     if not (out / "fine").is_dir():
         generate("brats2021", out / "fine", subjects=subjects, seed=seed, spacing=fine_spacing)
     scheme = get_scheme("brats2021")
+    results = against_truth(out, results)
     for cid, row in results["cases"].items():
         prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
         # The generator draws its tumours on the voxel grid, so the fine subject's tumour is not the source's:
@@ -171,12 +224,6 @@ def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: fl
         carried = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "fine" / cid / "seg_on_source_grid.nii.gz"))
         source = sitk.GetArrayFromImage(on_source)
         voxel_ml = float(np.prod(prepared.record["grid"]["spacing"])) / 1000
-        truth_here = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "cases" / cid / f"{cid}_seg.nii.gz"))
-        brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
-        raw = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
-        row["brats_vs_truth_dice"] = _regions(scheme, brats, sitk.GetArrayFromImage(sitk.ReadImage(
-            str(out / "cases" / cid / f"{cid}_seg.nii.gz"))))
-        row["raw_vs_truth_dice"] = _regions(scheme, raw, truth_here)  # the truth carried over: floor included
         row["floor_truth_spacing_mm"] = fine_spacing
         row["floor_dice"] = _regions(scheme, ideal, carried)
         row["floor_volume_relative_difference"] = {
@@ -225,7 +272,7 @@ def picture(out: Path, case_id: str, path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clinical_raw", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", nargs="+", default=[], help="one checkpoint, or several (an ensemble)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="the folder of this run (all but --summarize)")
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--source_spacing", type=float, default=2.0)
@@ -236,8 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
     parser.add_argument("--floor", action="store_true", help="also the perfect model's agreement (module's text)")
     parser.add_argument("--floor_only", action="store_true", help="only add the floor to --out's finished figures")
+    parser.add_argument("--truth", action="store_true", help="also each predict against the generator's truth")
+    parser.add_argument("--cases_from", type=Path, help="an earlier --out: link its generated cases (same cases, "
+                        "another checkpoint)")
+    parser.add_argument("--summarize", type=Path, nargs="+", help="only print a table of these finished --out folders")
     parser.add_argument("--picture", type=Path, help="also draw the first case's native FLAIR with its labels here")
     args = parser.parse_args(argv)
+    if args.summarize:
+        print(summarize(args.summarize))
+        return 0
+    if args.out is None:
+        parser.error("--out is required (a folder for this run's cases, predictions and clinical_raw.json)")
+    if args.cases_from is not None:
+        _folder(args.out)
+        for name in ("cases", "raw", "fine"):
+            if (args.cases_from / name).is_dir() and not (args.out / name).exists():
+                (args.out / name).symlink_to((args.cases_from / name).resolve(), target_is_directory=True)
     if args.floor_only:  # add the floor to a finished run's figures
         results = json.loads((args.out / "clinical_raw.json").read_text())
         args.floor = True
@@ -246,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                           args.grids, args.skull_strip, args.atlas)
     if args.diagnose:
         results = diagnose(args.ckpt, args.out, results)
+    if args.truth and not args.floor:
+        results = against_truth(args.out, results)
     if args.floor:
         results = floor(args.out, results, args.subjects, args.seed, args.source_spacing)
     if args.picture is not None:

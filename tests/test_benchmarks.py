@@ -59,3 +59,29 @@ def test_flop_count_of_a_training_step():
     assert training_flops(net, x, y, torch.nn.functional.l1_loss) == 2 * forward
     assert peak_bf16_tflops("NVIDIA H100 80GB HBM3") == 989.0
     assert peak_bf16_tflops("NVIDIA H100 PCIe") == 756.0 and peak_bf16_tflops("Mystery GPU") is None
+
+
+def test_clinical_raw_summary_is_the_mean_over_cases_per_run(tmp_path):
+    from benchmarks.clinical_raw import summarize
+
+    def run(name, cases):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "clinical_raw.json").write_text(json.dumps({"cases": cases}))
+        return tmp_path / name
+
+    regions = lambda tc, wt, et: {"TC": tc, "WT": wt, "ET": et}  # noqa: E731
+    volumes = lambda tc, wt, et: {"TC_ml": tc, "WT_ml": wt, "ET_ml": et}  # noqa: E731
+    a = run("plain", {"c0": {"region_dice_raw_vs_brats": regions(0.9, 0.8, 1.0),
+                             "volume_relative_difference": volumes(0.10, -0.04, 0.0)},
+                      "c1": {"region_dice_raw_vs_brats": regions(0.7, 0.6, 0.8),
+                             "volume_relative_difference": volumes(-0.02, 0.02, -0.06)}})
+    b = run("thick", {"c0": {"region_dice_raw_vs_brats": regions(1.0, 1.0, 1.0),
+                             "volume_relative_difference": volumes(0.0, 0.0, 0.0),
+                             "raw_vs_truth_dice": regions(0.5, 0.5, 0.5)}})
+    table = summarize([a, b]).splitlines()
+    assert table[0] == "| | plain | thick |"
+    # Volume differences are averaged as magnitudes (a +10% and a -2% case: 6%, not 4%).
+    assert table[2] == "| volume raw vs BraTS-way, mean |difference| % (TC / WT / ET) | 6.0 / 3.0 / 3.0 | 0.0 / 0.0 / 0.0 |"
+    assert table[3] == "| Dice raw vs BraTS-way (TC / WT / ET) | 0.800 / 0.700 / 0.900 | 1.000 / 1.000 / 1.000 |"
+    assert table[4] == "| raw predict vs truth (TC / WT / ET) | - | 0.500 / 0.500 / 0.500 |"
+    assert "2 case(s): c0, c1" in table[-1]
