@@ -180,7 +180,7 @@ def summarize(runs: list[Path]) -> str:
     column per run, so that checkpoints measured on the same cases (``--cases_from``) sit side by side."""
     import numpy as np
 
-    rows = (("volume_relative_difference", "volume raw vs BraTS-way, mean |difference| %"),
+    rows = (("volume_relative_difference", "volume raw vs BraTS-way, mean absolute difference %"),
             ("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"), ("raw_vs_truth_dice", "raw predict vs truth"),
             ("brats_vs_truth_dice", "BraTS-way predict vs truth"))
     figures = [json.loads((run / "clinical_raw.json").read_text())["cases"] for run in runs]

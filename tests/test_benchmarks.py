@@ -81,7 +81,7 @@ def test_clinical_raw_summary_is_the_mean_over_cases_per_run(tmp_path):
     table = summarize([a, b]).splitlines()
     assert table[0] == "| | plain | thick |"
     # Volume differences are averaged as magnitudes (a +10% and a -2% case: 6%, not 4%).
-    assert table[2] == "| volume raw vs BraTS-way, mean |difference| % (TC / WT / ET) | 6.0 / 3.0 / 3.0 | 0.0 / 0.0 / 0.0 |"
+    assert table[2] == "| volume raw vs BraTS-way, mean absolute difference % (TC / WT / ET) | 6.0 / 3.0 / 3.0 | 0.0 / 0.0 / 0.0 |"
     assert table[3] == "| Dice raw vs BraTS-way (TC / WT / ET) | 0.800 / 0.700 / 0.900 | 1.000 / 1.000 / 1.000 |"
     assert table[4] == "| raw predict vs truth (TC / WT / ET) | - | 0.500 / 0.500 / 0.500 |"
     assert "2 case(s): c0, c1" in table[-1]
