@@ -80,8 +80,10 @@ def test_clinical_raw_summary_is_the_mean_over_cases_per_run(tmp_path):
                              "raw_vs_truth_dice": regions(0.5, 0.5, 0.5)}})
     table = summarize([a, b]).splitlines()
     assert table[0] == "| | plain | thick |"
-    # Volume differences are averaged as magnitudes (a +10% and a -2% case: 6%, not 4%).
+    # Volume differences are averaged as magnitudes (a +10% and a -2% case: 6%, not 4%), and the worst case shown.
     assert table[2] == "| volume raw vs BraTS-way, mean absolute difference % (TC / WT / ET) | 6.0 / 3.0 / 3.0 | 0.0 / 0.0 / 0.0 |"
-    assert table[3] == "| Dice raw vs BraTS-way (TC / WT / ET) | 0.800 / 0.700 / 0.900 | 1.000 / 1.000 / 1.000 |"
-    assert table[4] == "| raw predict vs truth (TC / WT / ET) | - | 0.500 / 0.500 / 0.500 |"
+    assert table[3] == "| volume raw vs BraTS-way, largest absolute difference % (TC / WT / ET) | 10.0 / 4.0 / 6.0 | 0.0 / 0.0 / 0.0 |"
+    assert table[4] == "| Dice raw vs BraTS-way, mean (TC / WT / ET) | 0.800 / 0.700 / 0.900 | 1.000 / 1.000 / 1.000 |"
+    assert table[5] == "| Dice raw vs BraTS-way, lowest (TC / WT / ET) | 0.700 / 0.600 / 0.800 | 1.000 / 1.000 / 1.000 |"
+    assert table[6] == "| raw predict vs truth, mean (TC / WT / ET) | - | 0.500 / 0.500 / 0.500 |"
     assert "2 case(s): c0, c1" in table[-1]
