@@ -116,7 +116,8 @@ class Augmentation:
     #: downsampling by a factor from ``anisotropy_downsampling``, linear upsampling). Each modality
     #: draws its own axis and factor, as each clinical series has its own slice direction and
     #: thickness (FLAIR 5 mm axial beside a 1 mm sagittal T1ce). Label maps are left as they are.
-    #: 0 (default) turns it off; 0.3-0.5 for a checkpoint meant for raw clinical studies.
+    #: 0 (default) turns it off. On synthetic raw studies, 0.5 gained nothing over the same steps
+    #: without it (docs/clinical.md): measure it on your own thick-slice scans before relying on it.
     anisotropy_probability: float = 0.0
     anisotropy_downsampling: tuple[float, float] = (1.5, 5.0)
 
