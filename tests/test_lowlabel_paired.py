@@ -161,3 +161,15 @@ def test_every_setting_of_a_seed_and_size_gets_the_same_flags_but_its_weights():
     assert "--model.init_args.backbone.freeze_encoder=true" in frozen
     assert f"--trainer.default_root_dir={out / 'stage2-frozen_4_s3'}" in frozen  # never the fine-tune's folder
     assert flags("scratch", "frozen") == flags("stage2", "frozen")
+
+
+def test_one_size_leaves_room_for_the_seed_dots():
+    from matplotlib.figure import Figure
+
+    from brainsegfounder.evaluation.paired import _size_axis
+
+    axes = Figure().subplots()
+    axes.scatter([4.0 * 1.12 * 1.05], [0.1])  # the farthest a setting's seed dots sit from their size
+    _size_axis(axes, [4])
+    low, high = axes.get_xlim()
+    assert low < 4 / 1.3 and high > 4 * 1.12 * 1.05 * 1.1

@@ -295,8 +295,11 @@ def plot_curve(rows: list[dict], path: str | Path, metric: str | None = "val/dic
 
 
 def _size_axis(axes, sizes) -> None:
-    """The labelled-set sizes along a log x axis, one tick per size, with a light grid."""
+    """The labelled-set sizes along a log x axis, one tick per size, with a light grid, and room on
+    each side for the settings and seed dots drawn beside a size (with one size, matplotlib's own
+    limits would hug the mean and leave the dots at the edge)."""
     axes.set_xscale("log")
+    axes.set_xlim(min(sizes) / 1.4, max(sizes) * 1.4)
     axes.set_xticks(sizes, [str(s) for s in sizes])
     axes.minorticks_off()
     axes.set_xlabel("labelled training subjects")
