@@ -58,6 +58,24 @@ def test_mean_paired_difference_and_t_interval_on_known_inputs():
     assert et["mean_difference"] == pytest.approx(0.0, abs=1e-12) and et["excludes_zero"] is False
 
 
+def test_p_values_and_benjamini_hochberg_q_values_on_known_inputs():
+    entries = {e["metric"]: e for e in paired_differences(_rows(), "val/dice_mean")}
+    # By hand: t = mean / (s / sqrt(n)), two-sided with n - 1 degrees of freedom.
+    for metric, gains in (("val/dice_mean", (0.1, 0.2, 0.3)), ("val/dice_wt", (0.10, 0.11, 0.12))):
+        d = np.array(gains)
+        t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+        assert entries[metric]["p_value"] == pytest.approx(2 * stats.t.sf(t, 2))
+    assert entries["val/dice_et"]["p_value"] == pytest.approx(1.0)  # gains -0.1, 0, +0.1: mean 0
+    # Benjamini-Hochberg over the three tests: sorted p_(i) * m / i, made monotone from the top.
+    p = sorted(e["p_value"] for e in entries.values())
+    q = [min(1.0, min(p[j] * 3 / (j + 1) for j in range(i, 3))) for i in range(3)]
+    assert sorted(e["q_value"] for e in entries.values()) == pytest.approx(q)
+    assert entries["val/dice_wt"]["q_value"] == pytest.approx(entries["val/dice_wt"]["p_value"] * 3)
+    # One pair or no spread: no test, and the q-values are taken over the others only.
+    single = paired_differences([r for r in _rows() if r["seed"] == 0], "val/dice_mean")
+    assert all(math.isnan(e["p_value"]) and math.isnan(e["q_value"]) for e in single)
+
+
 def test_a_setting_missing_for_a_seed_leaves_that_pair_out():
     rows = [r for r in _rows(subjects=(1, 2)) if not (r["setting"] == "stage2" and r["seed"] == 2 and r["count"] == 2)]
     entries = {(e["train_subjects"], e["metric"]): e for e in paired_differences(rows, "val/dice_mean")}
@@ -113,7 +131,9 @@ def test_paired_table_and_plot(tmp_path):
     assert len(table) == 2 * 4 * 3 and table[0]["excludes_zero"] in ("True", "False")
     lines = md_path.read_text().splitlines()
     assert lines[0].startswith("| setting - baseline | labelled subjects | metric | pairs (seeds) | mean difference")
-    assert "| stage2 - scratch | 1 | val/dice_wt | 3 (0 1 2) | +0.110 | [+0.085, +0.135] (t) | yes |" in lines
+    assert lines[0].endswith("| excludes 0 | p (t-test) | q (BH, 24 tests) |")
+    wt_row = "| stage2 - scratch | 1 | val/dice_wt | 3 (0 1 2) | +0.110 | [+0.085, +0.135] (t) | yes | 0.003 |"
+    assert any(line.startswith(wt_row) for line in lines)
     assert "| stage1 - scratch | 8 | val/dice_mean | 2 (1 2; left out 0) | +0.250 |" in " ".join(lines)
     png = plot_paired(entries, tmp_path / "lowlabel_paired.png")
     assert png.read_bytes()[:4] == b"\x89PNG"

@@ -4,7 +4,8 @@ Paired differences: each pretrained setting minus scratch, per seed, with a 95% 
 
 The study (:mod:`brainsegfounder.lowlabel`) runs every setting on the same labelled subset, training
 seed and steps, so setting - scratch is a paired difference per seed; :func:`paired_differences`
-summarises them per size and metric (t interval or bootstrap, from scipy), :func:`write_paired` and
+summarises them per size and metric (t interval or bootstrap, a t-test's p-value and its
+Benjamini-Hochberg q-value over the table, all from scipy), :func:`write_paired` and
 :func:`plot_paired` write the table and the plot."""
 
 from __future__ import annotations
@@ -52,6 +53,30 @@ def _interval(differences, interval: str, confidence: float) -> tuple[float, flo
     return float(found.low), float(found.high)
 
 
+def _p_value(differences) -> float:
+    """Two-sided one-sample t-test of a zero mean difference (scipy); NaN with one pair or no spread."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float)
+    return float("nan") if len(d) < 2 or np.ptp(d) == 0 else float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def _with_q_values(entries: list[dict]) -> list[dict]:
+    """``q_value``: the Benjamini-Hochberg adjusted p-value (scipy) over every entry with a p-value, so
+    that a table of many sizes and regions does not show its lucky rows as findings."""
+    import numpy as np
+    from scipy import stats
+
+    tested = [e for e in entries if np.isfinite(e["p_value"])]
+    adjusted = stats.false_discovery_control([e["p_value"] for e in tested]) if tested else []
+    for e in entries:
+        e["q_value"] = float("nan")
+    for e, q in zip(tested, adjusted, strict=True):
+        e["q_value"] = float(q)
+    return entries
+
+
 def paired_differences(rows: list[dict], metric: str = "val/dice_mean", interval: str = "t",
                        confidence: float = 0.95) -> list[dict]:
     """Mean paired difference (setting - ``scratch``) over seeds, per training-set size and region.
@@ -65,7 +90,9 @@ def paired_differences(rows: list[dict], metric: str = "val/dice_mean", interval
     Returns one dict per (setting, size, metric): ``setting``, ``baseline``, ``train_subjects``,
     ``metric`` (``metric`` and, for a mean Dice, each region's Dice), ``n``, ``seeds``,
     ``differences`` (each seed's, in the order of ``seeds``), ``left_out``, ``mean_difference``, ``ci_low``, ``ci_high`` (``confidence`` interval, NaN when
-    n < 2), ``interval`` and ``excludes_zero``.
+    n < 2), ``interval``, ``excludes_zero``, ``p_value`` (two-sided t-test of a zero mean) and
+    ``q_value`` (``p_value`` adjusted by Benjamini-Hochberg over all the entries returned: with three
+    sizes and four regions, twelve tests, one of which would clear p < 0.05 by luck about half the time).
 
     >>> rows = [{"setting": s, "seed": k, "train_subjects": 1, "val/dice_mean": v}
     ...         for s, values in (("scratch", (0.2, 0.3, 0.4)), ("stage2", (0.3, 0.5, 0.7)))
@@ -114,8 +141,9 @@ def paired_differences(rows: list[dict], metric: str = "val/dice_mean", interval
                     "differences": " ".join(f"{d:+.4f}" for _, d in pairs),
                     "left_out": " ".join(str(s) for s in sorted(mine ^ theirs, key=_seed_order)),
                     "mean_difference": float(differences.mean()), "ci_low": low, "ci_high": high,
-                    "interval": interval, "excludes_zero": bool(low > 0 or high < 0)})
-    return entries
+                    "interval": interval, "excludes_zero": bool(low > 0 or high < 0),
+                    "p_value": _p_value(differences)})
+    return _with_q_values(entries)
 
 
 def _signed(value: float) -> str:
@@ -124,18 +152,28 @@ def _signed(value: float) -> str:
 
 
 def write_paired(entries: list[dict], out: str | Path, stem: str = "lowlabel_paired") -> tuple[Path, Path]:
-    """``<stem>.csv`` (every field) and ``<stem>.md`` (a table to read); returns both paths."""
+    """``<stem>.csv`` (every field) and ``<stem>.md`` (a table to read: the interval, whether it
+    excludes 0, p and q); returns both paths."""
     csv_path, md_path = write_table(entries, out, stem=stem)
     level = "95%"
+    tests = sum(1 for e in entries if e.get("q_value") == e.get("q_value"))  # NaN != NaN
     lines = [f"| setting - baseline | labelled subjects | metric | pairs (seeds) | mean difference | {level} interval "
-             "| excludes 0 |", "| --- | ---: | --- | --- | ---: | --- | --- |"]
+             f"| excludes 0 | p (t-test) | q (BH, {tests} tests) |", "| --- | ---: | --- | --- | ---: | --- | --- | ---: | ---: |"]
     for e in entries:
         seeds = f"{e['n']} ({e['seeds']}" + (f"; left out {e['left_out']}" if e["left_out"] else "") + ")"
         span = "n < 2" if e["n"] < 2 else f"[{_signed(e['ci_low'])}, {_signed(e['ci_high'])}] ({e['interval']})"
         lines.append(f"| {e['setting']} - {e['baseline']} | {e['train_subjects']} | {e['metric']} | {seeds} | "
-                     f"{_signed(e['mean_difference'])} | {span} | {'yes' if e['excludes_zero'] else 'no'} |")
+                     f"{_signed(e['mean_difference'])} | {span} | {'yes' if e['excludes_zero'] else 'no'} | "
+                     f"{_probability(e.get('p_value'))} | {_probability(e.get('q_value'))} |")
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def _probability(value) -> str:
+    """``0.031``, ``<0.001``, or ``-`` where there is none (one pair, no spread)."""
+    if value is None or value != value:
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def plot_paired(entries: list[dict], path: str | Path) -> Path:
