@@ -25,6 +25,7 @@ import numpy as np
 
 from brainsegfounder.clinical.multiframe import frame_headers, is_multiframe, mr_tags, read_multiframe
 from brainsegfounder.utils.errors import DataError
+from brainsegfounder.utils.folders import files_below
 from brainsegfounder.utils.optional import require
 
 __all__ = ["Series", "scan_dicom", "read_series", "is_dicom_folder", "MAX_VOXELS"]
@@ -69,7 +70,7 @@ def is_dicom_folder(folder: str | Path) -> bool:
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    for path in folder.rglob("*"):
+    for path in files_below(folder):
         if path.is_file():
             if path.name.endswith((".nii", ".nii.gz")):
                 return False
@@ -111,7 +112,7 @@ def scan_dicom(folder: str | Path, max_voxels: int = MAX_VOXELS) -> tuple[list[S
 
     folder = Path(folder)
     groups: dict[str, list] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in files_below(folder) if p.is_file()):
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (InvalidDicomError, OSError, ValueError):

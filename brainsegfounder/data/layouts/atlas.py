@@ -17,6 +17,7 @@ from pathlib import Path
 
 from brainsegfounder.data.layouts.base import CaseFiles, DatasetLayout, find_nifti, register_layout
 from brainsegfounder.utils.errors import DataError
+from brainsegfounder.utils.folders import files_below
 
 __all__ = ["ATLAS", "ATLAS_LESION_SUFFIX"]
 
@@ -37,10 +38,16 @@ def _atlas_files(root: Path, case_id: str, layout: DatasetLayout) -> CaseFiles:
                      folder=folder)
 
 
+def _in_bids_anat(relative: Path) -> bool:
+    parts = relative.parts
+    return (len(parts) >= 4 and parts[-2] == "anat" and parts[-3].startswith("ses-")
+            and parts[-4].startswith("sub-"))
+
+
 def _atlas_finder(root: Path, layout: DatasetLayout) -> list[CaseFiles]:
     by_subject: dict[str, list[Path]] = {}
-    for path in sorted(root.glob("**/sub-*/ses-*/anat/*_T1w.nii*")):
-        if _T1W.search(path.name) and path.is_file():
+    for path in sorted(files_below(root)):  # <root>/.../sub-*/ses-*/anat/*_T1w.nii*, through linked folders
+        if _in_bids_anat(path.relative_to(root)) and _T1W.search(path.name) and path.is_file():
             by_subject.setdefault(path.parts[-4], []).append(path)
     duplicates = {s: p for s, p in by_subject.items() if len(p) > 1}
     if duplicates:

@@ -31,6 +31,7 @@ from brainsegfounder.data.layouts.base import (
     strip_nifti,
 )
 from brainsegfounder.utils.errors import DataError
+from brainsegfounder.utils.folders import files_below
 
 __all__ = ["case_from_folder", "reference_case_id", "find_references", "background_image",
            "subject_and_timepoint", "is_reference"]
@@ -78,7 +79,7 @@ def find_references(root: str | Path) -> dict[str, Path]:
     if not root.is_dir():
         raise DataError(f"the reference folder {root} does not exist or is not a folder; pass a data set root "
                         "or a folder of <case_id>.nii.gz.")
-    files = sorted(p for p in root.rglob("*") if is_reference(p) and p.is_file())
+    files = sorted(p for p in files_below(root) if is_reference(p) and p.is_file())
     files = files or sorted(p for p in root.iterdir() if is_nifti(p) and p.is_file())
     if not files:
         raise DataError(
@@ -132,7 +133,7 @@ def case_from_folder(folder: str | Path, modalities: Sequence[str]) -> CaseFiles
     folder = Path(folder)
     found: dict[str, list[Path]] = {m: [] for m in modalities}
     prefixes: dict[str, str] = {}
-    for path in sorted(p for p in folder.rglob("*") if is_nifti(p) and p.is_file()):
+    for path in sorted(p for p in files_below(folder) if is_nifti(p) and p.is_file()):
         modality = modality_of(path, modalities)
         if modality is None:
             continue

@@ -8,6 +8,7 @@ from brainsegfounder import evaluate
 from brainsegfounder.data.layouts import (
     background_image,
     case_from_folder,
+    find_cases,
     find_references,
     modality_of,
     reference_case_id,
@@ -95,3 +96,27 @@ def test_background_image_beside_each_layouts_reference(brats2021_root, brats202
     assert background_image(atlas) == atlas.with_name(atlas.name.replace("_label-L_desc-T1lesion_mask", "_T1w"))
     (tmp_path / "BraTS2021_00000.nii.gz").write_bytes(b"")
     assert background_image(tmp_path / "BraTS2021_00000.nii.gz") is None
+
+
+@pytest.mark.parametrize("layout, root_fixture", [("brats2021", "brats2021_root"), ("brats2023", "brats2023_root"),
+                                                  ("atlas", "atlas_root")])
+def test_a_subset_made_of_linked_case_folders_is_read_like_the_data_set(layout, root_fixture, tmp_path, request):
+    # A held-out subset picked with `ln -s` (as on a cluster): fit and predict found its cases,
+    # while evaluate's reference search (Path.rglob, which does not follow linked folders) found none.
+    root = request.getfixturevalue(root_fixture)
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    # Each case's own folder (BraTS2021_00000/, or an ATLAS sub-*/ below Training/R001/), linked flat.
+    picked = [next(p for p in case.label.parents if p.name == case.subject_id) for case in find_cases(layout, root)[:2]]
+    for folder in picked:
+        (subset / folder.name).symlink_to(folder, target_is_directory=True)
+    (subset / "loop").symlink_to(subset, target_is_directory=True)  # a link back up is visited once
+    cases = find_cases(layout, subset)
+    references = find_references(subset)
+    whole = {case.subject_id: case for case in find_cases(layout, root)}
+    assert len(cases) == len(references) == 2
+    assert sorted(references) == sorted(case.subject_id for case in cases)
+    for case in cases:
+        assert case.subject_id in whole
+        assert all(path.is_file() for path in case.images.values())
+        assert references[case.subject_id].resolve() == whole[case.subject_id].label.resolve()
