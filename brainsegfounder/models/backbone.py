@@ -107,12 +107,13 @@ class Backbone:
                                 self.gradient_checkpointing, self.dropout_path_rate, self.attention_chunk)
 
     def ssl_network(self, in_channels: int, projection_dim: int = 512, contrastive_pooling: str = "mean",
-                    contrastive_norm: bool = True):
+                    contrastive_norm: bool = True, rotation_pooling: str = "token"):
         """:class:`~brainsegfounder.models.ssl_heads.SSLHeads` of this size (Stage 1 / Stage 2)."""
         from brainsegfounder.models.ssl_heads import SSLHeads
 
         return SSLHeads(self.preset, in_channels, self.feature_size, projection_dim, self.gradient_checkpointing,
-                        self.dropout_path_rate, contrastive_pooling, contrastive_norm, self.attention_chunk)
+                        self.dropout_path_rate, contrastive_pooling, contrastive_norm, self.attention_chunk,
+                        rotation_pooling)
 
     def load_weights(self, net, target_modalities: Sequence[str] | None, verbose: bool = True):
         """Fill ``net`` from ``init_from`` (nothing when it is unset); the import report, or ``None``."""

@@ -3,7 +3,8 @@
 :class:`SSLHeads` wraps MONAI's ``SwinTransformer`` (exactly ``SwinUNETR.swinViT``, built from
 the same preset, so its weights move to and from the segmentation network unchanged) and adds:
 
-- ``rotation_head``: linear, bottleneck token 0 -> 4 logits (quarter turns);
+- ``rotation_head``: linear -> 4 logits (quarter turns), of bottleneck token 0 (the paper,
+  ``rotation_pooling="token"``) or of the mean of all bottleneck tokens (``"mean"``);
 - ``contrastive_head``: linear -> 512-d projection, of bottleneck token 1 (the paper) or of the
   mean of all bottleneck tokens (``contrastive_pooling="mean"``, the default here), optionally
   standardised over the batch (``contrastive_norm``, the default here; see below);
@@ -79,6 +80,8 @@ class SSLHeads(nn.Module):
             the paper's choice).
         contrastive_norm: standardise each projection dimension over the batch's views (no
             learnt parameters, no running statistics; the paper: off).
+        rotation_pooling: the rotation head's input: ``"token"`` (bottleneck token 0, the paper's
+            choice) or ``"mean"`` (all bottleneck tokens averaged).
         gradient_checkpointing: recompute Swin blocks in backward.
         dropout_path_rate: stochastic depth of the Swin blocks.
         attention_chunk: windows of attention scores alive at once while training (see
@@ -88,12 +91,14 @@ class SSLHeads(nn.Module):
     def __init__(self, preset: str = "small", in_channels: int = 2, feature_size: int | None = None,
                  projection_dim: int = 512, gradient_checkpointing: bool = False, dropout_path_rate: float = 0.0,
                  contrastive_pooling: str = "mean", contrastive_norm: bool = True,
-                 attention_chunk: int | None = WINDOWS_PER_CHUNK):
+                 attention_chunk: int | None = WINDOWS_PER_CHUNK, rotation_pooling: str = "token"):
         super().__init__()
-        if contrastive_pooling not in ("mean", "token"):
-            raise ValueError(f"contrastive_pooling must be 'mean' or 'token' (the paper's token 1), "
-                             f"got {contrastive_pooling!r}")
+        for name, value, paper in (("contrastive_pooling", contrastive_pooling, "token 1"),
+                                   ("rotation_pooling", rotation_pooling, "token 0")):
+            if value not in ("mean", "token"):
+                raise ValueError(f"{name} must be 'mean' or 'token' (the paper's {paper}), got {value!r}")
         self.contrastive_pooling = contrastive_pooling
+        self.rotation_pooling = rotation_pooling
         # Built through the segmentation preset and detached, so the encoder is by construction the
         # one a SwinUNETR of the same preset holds (same names, same shapes).
         self.swinViT = build_swin_unetr(preset, in_channels, 1, feature_size, gradient_checkpointing,
@@ -114,11 +119,11 @@ class SSLHeads(nn.Module):
                              f"tokens), got {tuple(x.shape[2:])}")
         bottleneck = self.swinViT(x.contiguous())[4]  # (B, F, s, s, s), layer-normed
         tokens = bottleneck.flatten(2).transpose(1, 2)  # (B, s^3, F)
-        pooled = tokens.mean(1) if self.contrastive_pooling == "mean" else tokens[:, 1]
-        projection = self.contrastive_head(pooled)
+        mean = tokens.mean(1)
+        projection = self.contrastive_head(mean if self.contrastive_pooling == "mean" else tokens[:, 1])
         if projection.shape[0] > 1:  # batch statistics need two views at least
             projection = self.contrastive_norm(projection)
-        return {"rotation": self.rotation_head(tokens[:, 0]),
+        return {"rotation": self.rotation_head(mean if self.rotation_pooling == "mean" else tokens[:, 0]),
                 "contrastive": projection,
                 "reconstruction": self.conv(bottleneck)}
 

@@ -89,6 +89,8 @@ class SSLPretrainModule(BackboneTask):
         contrastive_pooling, contrastive_norm: the contrastive head's input (``mean`` of the
             bottleneck tokens, or ``token`` 1 as in the paper) and its batch standardisation
             (see :class:`~brainsegfounder.models.ssl_heads.SSLHeads`).
+        rotation_pooling: the rotation head's input, ``token`` 0 (the paper) or the ``mean`` of
+            the bottleneck tokens.
         max_mask_fraction: largest fraction of voxels hidden per view.
         n_cuboids: cuboids drawn per view (noise first, then another sample's content).
     """
@@ -110,11 +112,13 @@ class SSLPretrainModule(BackboneTask):
         contrastive_norm: bool = True,
         max_mask_fraction: float = 0.3,
         n_cuboids: int = 32,
+        rotation_pooling: str = "token",
     ):
         super().__init__()
         self.save_hyperparameters()
         channels = self.init_backbone(backbone, in_channels, modalities, default_channels=2)
-        self.net = self.backbone.ssl_network(channels, projection_dim, contrastive_pooling, contrastive_norm)
+        self.net = self.backbone.ssl_network(channels, projection_dim, contrastive_pooling, contrastive_norm,
+                                            rotation_pooling)
         self.loss_fn = SSLLoss(rotation_weight, contrastive_weight, reconstruction_weight, temperature)
         self.mask_kwargs = {"max_fraction": max_mask_fraction, "n_cuboids": n_cuboids}
 
