@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -134,6 +135,10 @@ class BackboneTask(pl.LightningModule):
         hparams = upgrade_hparams({k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items()
                                    if not k.startswith("_")})
         hparams["backbone"] = {**hparams.get("backbone", {}), "init_from": None}  # the weights are here
+        # fit links every data-given argument (regions, roi_size) to the model and the saved
+        # hyper-parameters keep them, also for a task that takes none (SSL): pass only what it takes.
+        accepted = _init_arguments(cls)
+        hparams = {k: v for k, v in hparams.items() if accepted is None or k in accepted}
         try:
             module = cls(**{**hparams, **overrides})
             module.load_state_dict(checkpoint["state_dict"], strict=True)
@@ -142,6 +147,15 @@ class BackboneTask(pl.LightningModule):
                                f"Pass a checkpoint that `python -m brainsegfounder.fit` wrote for this task.") from None
         module.on_load_checkpoint(checkpoint)
         return module.to(map_location)
+
+
+def _init_arguments(cls) -> set[str] | None:
+    """The keyword arguments ``cls(...)`` takes (through ``*args, **kwargs`` pass-throughs); ``None``: any."""
+    for klass in cls.__mro__:
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return None
 
 
 def _load(path: Path, map_location) -> dict:

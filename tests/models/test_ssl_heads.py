@@ -71,6 +71,13 @@ def test_heads_read_the_bottleneck_tokens_and_decode_to_the_input_size():
     with pytest.raises(ValueError, match="contrastive_pooling"):
         SSLHeads(preset="tiny", feature_size=12, contrastive_pooling="max")
 
+    # rotation_pooling="mean": the rotation head reads the mean of the tokens, with the same weights.
+    mean_rotation = SSLHeads(preset="tiny", in_channels=2, feature_size=12, projection_dim=32, rotation_pooling="mean")
+    mean_rotation.load_state_dict(paper.state_dict())
+    assert torch.allclose(mean_rotation(x)["rotation"], paper.rotation_head(tokens.mean(1)), atol=1e-5)
+    with pytest.raises(ValueError, match="rotation_pooling"):
+        SSLHeads(preset="tiny", feature_size=12, rotation_pooling="first")
+
 
 def test_decoder_upsamples_five_times():
     decoder = inpainting_decoder(192, 4)

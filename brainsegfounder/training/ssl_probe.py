@@ -1,0 +1,139 @@
+"""What an SSL checkpoint learnt, measured on brains it never saw: rotation, contrastive, inpainting.
+
+The validation metrics an SSL run logs are taken on a few centre crops (two brains give four views:
+an accuracy moves in steps of 0.25), so "the rotation head is at chance" cannot be told from
+"it is a little better than chance". This probe draws many random crops from held-out brains and
+scores the three objectives on them, the way training poses them (:func:`ssl_views`: rotated,
+then masked), with a fixed seed so that two checkpoints see the same crops, rotations and masks:
+
+- **rotation accuracy**: every crop in each of the four quarter turns (chance 0.25);
+- **contrastive accuracy**: among the ``2N`` views of all ``N`` crops at once, how often a view's
+  most similar other view is its own pair (chance ``1 / (2N - 1)``, far harder than a batch of 2);
+- **inpainting**: L1 error inside the hidden cuboids, of the reconstruction and of the masked input
+  itself (what "not reconstructing" scores), and their ratio (below 1: the decoder fills in).
+
+Example (a checkpoint that ``python -m brainsegfounder.fit --config experiments/study_stage1.yaml`` wrote)::
+
+    python -m brainsegfounder.training.ssl_probe --ckpt runs/study/stage1/version_0/checkpoints/last.ckpt \\
+        --root data/heldout_ukb --layout ukb --crops 8
+
+Written by hand: no library scores a SimMIM/SwinUNETR-style SSL checkpoint; the crops come from
+TorchIO (``UniformSampler``), the views and the losses' parts from this package's SSL task.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torchio as tio
+
+from brainsegfounder.data.datamodule import images_to_tensor
+from brainsegfounder.data.layouts import cases_to_subjects, read_cases
+from brainsegfounder.data.transforms import preprocessing
+from brainsegfounder.models.ssl_augment import mask_cuboids, rotate_batch
+from brainsegfounder.models.ssl_heads import contrastive_accuracy
+from brainsegfounder.tasks.ssl import SSLPretrainModule
+from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.errors import DataError
+
+__all__ = ["held_out_crops", "probe", "main"]
+
+
+def held_out_crops(root: str | Path, layout: str, modalities: list[str], patch_size: int, crops: int,
+                   seed: int = 0, spacing: float | None = None, crop_to_brain: bool = False) -> torch.Tensor:
+    """``crops`` random crops per brain under ``root``, preprocessed as SSL training does: ``(N, C, p, p, p)``."""
+    cases = read_cases(layout, root, modalities=modalities)
+    transform = tio.Compose(preprocessing((patch_size,) * 3, spacing, crop_to_brain))
+    sampler = tio.UniformSampler(patch_size)
+    torch.manual_seed(seed)  # TorchIO's samplers draw from torch's global generator
+    out = []
+    for subject in cases_to_subjects(cases):
+        subject = transform(subject)
+        for patch in sampler(subject, crops):
+            out.append(images_to_tensor({m: patch[m].data[None] for m in modalities}, modalities))
+    if not out:
+        raise DataError(f"no {layout} brains under {root} to probe; pass --root a folder of held-out subjects.")
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def probe(module: SSLPretrainModule, x: torch.Tensor, seed: int = 0, chunk: int = 8) -> dict[str, float]:
+    """Rotation, contrastive and inpainting scores of ``module`` on the crops ``x`` (see the module doc)."""
+    module.eval()
+    net = module.net
+    generator = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    labels = torch.arange(4).repeat_interleave(n)  # every crop in every quarter turn
+    rotated = rotate_batch(x, labels, repeats=4)
+    masked, mask = mask_cuboids(rotated, generator=generator, groups=4, **module.mask_kwargs)
+    logits, errors, baseline = [], [], []
+    for i in range(0, 4 * n, chunk):
+        out = net(masked[i:i + chunk])
+        logits.append(out["rotation"])
+        hidden = mask[i:i + chunk].expand_as(out["reconstruction"])
+        errors.append((out["reconstruction"] - rotated[i:i + chunk]).abs()[hidden].sum())
+        baseline.append((masked[i:i + chunk] - rotated[i:i + chunk]).abs()[hidden].sum())
+    predicted = torch.cat(logits).argmax(1)
+    hidden_voxels = float(mask.expand_as(rotated).sum())
+    # Contrastive: the first two quarter-turn views of each crop (0 and 1 turns) as its pair, all at once.
+    pairs = torch.cat([masked[:n], masked[n:2 * n]])
+    projections = torch.cat([net.contrastive_head(_pooled(net, pairs[i:i + chunk]))
+                             for i in range(0, 2 * n, chunk)])
+    projections = net.contrastive_norm(projections)
+    l1, l1_masked = float(sum(errors)) / hidden_voxels, float(sum(baseline)) / hidden_voxels
+    return {
+        "crops": n,
+        "rotation_accuracy": float((predicted == labels).float().mean()),
+        **{f"rotation_accuracy_{k * 90}": float((predicted[labels == k] == k).float().mean()) for k in range(4)},
+        "contrastive_accuracy": float(contrastive_accuracy(projections)),
+        "contrastive_chance": 1 / (2 * n - 1),
+        "inpainting_l1": l1,
+        "masked_input_l1": l1_masked,
+        "inpainting_ratio": l1 / l1_masked,
+    }
+
+
+def _pooled(net, x: torch.Tensor) -> torch.Tensor:
+    tokens = net.swinViT(x.contiguous())[4].flatten(2).transpose(1, 2)
+    return tokens.mean(1) if net.contrastive_pooling == "mean" else tokens[:, 1]
+
+
+def run(ckpt: list[str], root: str, layout: str = "ukb", crops: int = 8, seed: int = 0,
+        out: str | None = None) -> list[dict]:
+    """Probe SSL checkpoints on held-out brains; print one table, optionally write JSON.
+
+    Args:
+        ckpt: SSL checkpoints (Stage 1 or 2), each ``path`` or ``name=path``.
+        root: a folder of brains none of the checkpoints trained on.
+        layout: the data layout of ``root``.
+        crops: random crops per brain (the same crops for every checkpoint).
+        seed: seed of the crops, rotations and masks.
+        out: JSON file to write the rows to.
+    """
+    rows, cache = [], {}
+    for entry in ckpt:
+        name, _, path = entry.rpartition("=")
+        module = SSLPretrainModule.from_checkpoint(path)
+        record = module.preprocessing_record
+        key = (tuple(module.modalities), module.hparams.get("roi_size", [64])[0])
+        if key not in cache:
+            cache[key] = held_out_crops(root, layout, list(module.modalities), key[1], crops, seed,
+                                        getattr(record, "spacing", None), getattr(record, "crop_to_brain", False))
+        rows.append({"name": name or Path(path).stem, "ckpt": path, **probe(module, cache[key], seed)})
+    header = ["name", "crops", "rotation_accuracy", "contrastive_accuracy", "contrastive_chance", "inpainting_ratio"]
+    print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
+    for row in rows:
+        print("| " + " | ".join(f"{row[h]:.3f}" if isinstance(row[h], float) else str(row[h]) for h in header) + " |")
+    if out:
+        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+def main() -> None:
+    command(run, prog="python -m brainsegfounder.training.ssl_probe")
+
+
+if __name__ == "__main__":
+    main()
