@@ -163,7 +163,10 @@ def run(scores: str, out: str, baseline: str = "scratch") -> Path:
                      f"[{_signed(e['brain_t_low'])}, {_signed(e['brain_t_high'])}] | {_probability(e['p_value'])} | "
                      f"{_probability(e['q_value'])} |")
     md.write_text("\n".join(lines) + "\n")
-    plot_paired(entries, Path(out) / "heldout_paired.png")
+    brains = max(e["brains"] for e in entries)
+    plot_paired(entries, Path(out) / "heldout_paired.png",
+                title=f"Each seed's mean paired difference over {brains} held-out brains (open dots), their mean "
+                      "and its 95% seeds x brains bootstrap interval")
     print(md.read_text())
     return md
 

@@ -176,12 +176,13 @@ def _probability(value) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def plot_paired(entries: list[dict], path: str | Path) -> Path:
+def plot_paired(entries: list[dict], path: str | Path, title: str | None = None) -> Path:
     """The paired differences (PNG): one panel per metric (mean Dice, then each region), the mean
     difference against the number of labelled subjects, one series per setting, its interval as
     error bars, each seed's own difference as a small open dot beside it, and a zero line: a bar
     that stays off the line is a difference the seeds support.
-    Points with fewer pairs than the most (a seed left out) are marked with their ``n``.
+    Points with fewer pairs than the most (a seed left out) are marked with their ``n``. ``title``
+    replaces the default one.
     """
     import numpy as np
     from matplotlib.figure import Figure
@@ -220,8 +221,8 @@ def plot_paired(entries: list[dict], path: str | Path) -> Path:
         axes.set_title(key)
     axes_list[0].set_ylabel("paired difference (setting - baseline)")
     span = "/".join(sorted({e["interval"] for e in entries}))
-    figure.suptitle(f"Paired difference per seed (open dots) and their mean (n = {most} pairs unless marked), "
-                    f"95% {span} interval")
+    figure.suptitle(title or f"Paired difference per seed (open dots) and their mean (n = {most} pairs unless "
+                             f"marked), 95% {span} interval")
     figure.legend(loc="outside lower center", ncols=len(settings), fontsize=9)
     figure.savefig(path, dpi=120)
     return Path(path)
