@@ -9,8 +9,10 @@ then masked), with a fixed seed so that two checkpoints see the same crops, rota
 - **rotation accuracy**: every crop in each of the four quarter turns (chance 0.25);
 - **contrastive accuracy**: among the ``2N`` views of all ``N`` crops at once, how often a view's
   most similar other view is its own pair (chance ``1 / (2N - 1)``, far harder than a batch of 2);
-- **inpainting**: L1 error inside the hidden cuboids, of the reconstruction and of the masked input
-  itself (what "not reconstructing" scores), and their ratio (below 1: the decoder fills in).
+- **inpainting**: L1 error inside the hidden cuboids, of the reconstruction and of filling them
+  with the visible voxels' mean (per view and channel: about what a decoder that learnt nothing
+  about anatomy scores), and their ratio (below 1: the decoder fills in); the error of the masked
+  input itself (noise and another crop's content) is in the JSON too.
 
 Example (a checkpoint that ``python -m brainsegfounder.fit --config experiments/study_stage1.yaml`` wrote)::
 
@@ -68,13 +70,17 @@ def probe(module: SSLPretrainModule, x: torch.Tensor, seed: int = 0, chunk: int 
     labels = torch.arange(4).repeat_interleave(n)  # every crop in every quarter turn
     rotated = rotate_batch(x, labels, repeats=4)
     masked, mask = mask_cuboids(rotated, generator=generator, groups=4, **module.mask_kwargs)
-    logits, errors, baseline = [], [], []
+    logits, errors, mean_fill, masked_fill = [], [], [], []
     for i in range(0, 4 * n, chunk):
-        out = net(masked[i:i + chunk])
+        view, target = masked[i:i + chunk], rotated[i:i + chunk]
+        out = net(view)
         logits.append(out["rotation"])
-        hidden = mask[i:i + chunk].expand_as(out["reconstruction"])
-        errors.append((out["reconstruction"] - rotated[i:i + chunk]).abs()[hidden].sum())
-        baseline.append((masked[i:i + chunk] - rotated[i:i + chunk]).abs()[hidden].sum())
+        hidden = mask[i:i + chunk].expand_as(target)
+        visible = (~hidden).float()
+        fill = (view * visible).sum((2, 3, 4), keepdim=True) / visible.sum((2, 3, 4), keepdim=True).clamp(min=1)
+        errors.append((out["reconstruction"] - target).abs()[hidden].sum())
+        mean_fill.append((fill.expand_as(target) - target).abs()[hidden].sum())
+        masked_fill.append((view - target).abs()[hidden].sum())
     predicted = torch.cat(logits).argmax(1)
     hidden_voxels = float(mask.expand_as(rotated).sum())
     # Contrastive: the first two quarter-turn views of each crop (0 and 1 turns) as its pair, all at once.
@@ -82,7 +88,7 @@ def probe(module: SSLPretrainModule, x: torch.Tensor, seed: int = 0, chunk: int 
     projections = torch.cat([net.contrastive_head(_pooled(net, pairs[i:i + chunk]))
                              for i in range(0, 2 * n, chunk)])
     projections = net.contrastive_norm(projections)
-    l1, l1_masked = float(sum(errors)) / hidden_voxels, float(sum(baseline)) / hidden_voxels
+    l1, l1_mean, l1_masked = (float(sum(parts)) / hidden_voxels for parts in (errors, mean_fill, masked_fill))
     return {
         "crops": n,
         "rotation_accuracy": float((predicted == labels).float().mean()),
@@ -90,8 +96,9 @@ def probe(module: SSLPretrainModule, x: torch.Tensor, seed: int = 0, chunk: int 
         "contrastive_accuracy": float(contrastive_accuracy(projections)),
         "contrastive_chance": 1 / (2 * n - 1),
         "inpainting_l1": l1,
+        "mean_fill_l1": l1_mean,
         "masked_input_l1": l1_masked,
-        "inpainting_ratio": l1 / l1_masked,
+        "inpainting_ratio": l1 / l1_mean,
     }
 
 

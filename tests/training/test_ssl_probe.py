@@ -40,9 +40,10 @@ def test_a_stage1_checkpoint_is_probed_on_the_same_crops_every_time(ukb_root, tm
     per_turn = [a[f"rotation_accuracy_{k}"] for k in (0, 90, 180, 270)]
     assert a["rotation_accuracy"] == pytest.approx(sum(per_turn) / 4)
     assert all(0 <= v <= 1 for v in per_turn)
-    # One SSL step reconstructs nothing yet: its error inside the hidden cuboids is of the order of
-    # the masked input's own, measured there.
-    assert a["inpainting_l1"] > 0 and a["masked_input_l1"] > 0 and 0.2 < a["inpainting_ratio"] < 5
+    # One SSL step reconstructs nothing yet: inside the hidden cuboids its error is of the order of
+    # filling them with the visible voxels' mean.
+    assert 0.5 < a["inpainting_ratio"] < 2
+    assert a["mean_fill_l1"] > 0 and a["masked_input_l1"] > 0
     assert json.loads(out.read_text())[1]["name"] == "b"
     table = capsys.readouterr().out
     assert "| a | 3 |" in table and "rotation_accuracy" in table
