@@ -18,6 +18,7 @@ Example (a checkpoint that ``python -m brainsegfounder.fit --config experiments/
 
     python -m brainsegfounder.training.ssl_probe --ckpt runs/study/stage1/version_0/checkpoints/last.ckpt \\
         --root data/heldout_ukb --layout ukb --crops 8
+    python -m brainsegfounder.training.ssl_probe --ckpt "[paper=a/last.ckpt, ours=b/last.ckpt]" ...   # side by side
 
 Written by hand: no library scores a SimMIM/SwinUNETR-style SSL checkpoint; the crops come from
 TorchIO (``UniformSampler``), the views and the losses' parts from this package's SSL task.
@@ -38,7 +39,7 @@ from brainsegfounder.models.ssl_augment import mask_cuboids, rotate_batch
 from brainsegfounder.models.ssl_heads import contrastive_accuracy
 from brainsegfounder.tasks.ssl import SSLPretrainModule
 from brainsegfounder.utils.cli import command
-from brainsegfounder.utils.errors import DataError
+from brainsegfounder.utils.errors import DataError, WeightsError
 
 __all__ = ["held_out_crops", "probe", "main"]
 
@@ -107,21 +108,26 @@ def _pooled(net, x: torch.Tensor) -> torch.Tensor:
     return tokens.mean(1) if net.contrastive_pooling == "mean" else tokens[:, 1]
 
 
-def run(ckpt: list[str], root: str, layout: str = "ukb", crops: int = 8, seed: int = 0,
+def run(ckpt: list[str] | str, root: str, layout: str = "ukb", crops: int = 8, seed: int = 0,
         out: str | None = None) -> list[dict]:
     """Probe SSL checkpoints on held-out brains; print one table, optionally write JSON.
 
     Args:
-        ckpt: SSL checkpoints (Stage 1 or 2), each ``path`` or ``name=path``.
+        ckpt: an SSL checkpoint (Stage 1 or 2) or a list of them, ``"[a=path, b=path]"``; each
+            ``path`` or ``name=path``.
         root: a folder of brains none of the checkpoints trained on.
         layout: the data layout of ``root``.
         crops: random crops per brain (the same crops for every checkpoint).
         seed: seed of the crops, rotations and masks.
         out: JSON file to write the rows to.
     """
+    entries = [entry.rpartition("=") for entry in ([ckpt] if isinstance(ckpt, str) else ckpt)]
+    missing = [path for _, _, path in entries if not Path(path).is_file()]
+    if missing:  # before minutes of probing the others
+        raise WeightsError(f"checkpoint(s) not found: {', '.join(missing)}; pass the last.ckpt an SSL fit run wrote "
+                           "(runs/<name>/stage1/version_N/checkpoints/last.ckpt).")
     rows, cache = [], {}
-    for entry in ckpt:
-        name, _, path = entry.rpartition("=")
+    for name, _, path in entries:
         module = SSLPretrainModule.from_checkpoint(path)
         record = module.preprocessing_record
         key = (tuple(module.modalities), module.hparams.get("roi_size", [64])[0])

@@ -7,6 +7,7 @@ import pytest
 from brainsegfounder.fit import main as fit_main
 from brainsegfounder.tasks.ssl import SSLPretrainModule
 from brainsegfounder.training import ssl_probe
+from brainsegfounder.utils.errors import WeightsError
 from tests.conftest import REPO
 
 STAGE1 = REPO / "experiments" / "demo_stage1.yaml"
@@ -47,3 +48,6 @@ def test_a_stage1_checkpoint_is_probed_on_the_same_crops_every_time(ukb_root, tm
     assert json.loads(out.read_text())[1]["name"] == "b"
     table = capsys.readouterr().out
     assert "| a | 3 |" in table and "rotation_accuracy" in table
+    # A missing file is named before any checkpoint is probed.
+    with pytest.raises(WeightsError, match="not found: .*missing.ckpt"):
+        ssl_probe.run([f"a={ckpt}", f"b={tmp_path / 'missing.ckpt'}"], root=str(ukb_root), layout="ukb")
