@@ -57,3 +57,34 @@ def test_pigeonhole_bootstrap_is_centred_on_the_mean_and_scored_brains_must_be_s
     (tmp_path / "stage2_1_s0.csv").write_text("case_id,dice_TC,dice_WT,dice_ET,dice_mean\nother_case,1,1,1,1\n")
     with pytest.raises(DataError, match="share no scored brain"):
         heldout.paired_on_brains(heldout.read_scores(tmp_path))
+
+
+def test_held_out_curves_by_step_show_where_a_gain_appears_and_feed_the_curve_plot(tmp_path, capsys):
+    """Checkpoints of the same runs at two steps, scored on the same brains: a gain that appears at the
+    later step is in the table, and each run's curve is a metrics file the curves plot draws."""
+    from brainsegfounder.evaluation.curves import read_curves
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.3, 0.7, (20, 3))
+    for step, gain in ((50, 0.0), (150, 0.1)):
+        folder = tmp_path / "scores" / f"step{step}" / "scores"
+        folder.mkdir(parents=True)
+        for seed in range(2):
+            _write_run(folder, f"scratch_4_s{seed}", base + rng.normal(0, 0.02, (20, 3)))
+            _write_run(folder, f"stage2_4_s{seed}", base + gain + rng.normal(0, 0.02, (20, 3)))
+    from brainsegfounder.utils.cli import command
+
+    command(heldout.run, ["--scores", str(tmp_path / "scores"), "--out", str(tmp_path / "out"), "--steps", "true"],
+            prog="heldout")
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if "stage2_4_s0" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["50", "150"]
+    later = rows[1].split("|")
+    assert float(later[4]) == pytest.approx(0.1, abs=0.02)  # the paired difference at step 150
+    low, high = (float(x) for x in later[5].strip(" []").split(","))
+    assert 0.05 < low < 0.1 < high < 0.15
+    curve = read_curves(tmp_path / "out" / "heldout_curve_stage2_4_s1.csv", ["heldout/dice_mean", "heldout/dice_WT"])
+    assert [step for step, _ in curve["heldout/dice_mean"]] == [50, 150]
+    assert curve["heldout/dice_WT"][1][1] - curve["heldout/dice_WT"][0][1] == pytest.approx(0.1, abs=0.03)
+    with pytest.raises(DataError, match="no step<N>/ folders"):
+        heldout.by_step(tmp_path / "out", tmp_path / "x")

@@ -33,9 +33,10 @@ from pathlib import Path
 
 from brainsegfounder.utils.errors import DataError
 
-__all__ = ["read_scores", "pigeonhole_bootstrap", "paired_on_brains", "run"]
+__all__ = ["read_scores", "pigeonhole_bootstrap", "paired_on_brains", "by_step", "run"]
 
 _RUN = re.compile(r"^(?P<setting>.+)_(?P<count>\d+)_s(?P<seed>\d+)$")
+_STEP = re.compile(r"^step(?P<step>\d+)$")
 #: The region Dice columns of ``evaluate``'s CSV that are compared, mean first.
 DICE = re.compile(r"^dice_(mean|[A-Za-z0-9]+)$")
 
@@ -137,14 +138,82 @@ def paired_on_brains(runs: dict, baseline: str = "scratch", confidence: float = 
     return _with_q_values(entries)
 
 
-def run(scores: str, out: str, baseline: str = "scratch") -> Path:
+def by_step(scores: str | Path, out: str | Path, baseline: str = "scratch") -> Path:
+    """Held-out curves: the same runs' checkpoints at several steps, each step scored on the same brains.
+
+    ``scores`` holds one folder per step, ``step<N>/`` (or ``step<N>/scores/``), of evaluate CSVs
+    named as for :func:`read_scores`. Writes per run ``heldout_curve_<setting>_<count>_s<seed>.csv``
+    (``step`` and ``heldout/dice_mean``, ``heldout/dice_TC``, ...: a ``metrics.csv`` that
+    ``python -m brainsegfounder.evaluation.curves --run NAME=FILE`` draws), and ``heldout_by_step.md``:
+    per step each run's mean over the brains and each setting's paired difference from ``baseline``
+    with its seeds x brains interval. Where held-out Dice stops rising is the fine-tuning plateau.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for step, gain in ((50, 0.0), (100, 0.2)):
+    ...     (root / f"step{step}").mkdir()
+    ...     for setting, dice in (("scratch", 0.5), ("stage2", 0.5 + gain)):
+    ...         rows = [f"b{i},{dice + i / 100}" for i in range(3)]
+    ...         _ = (root / f"step{step}" / f"{setting}_4_s0.csv").write_text("case_id,dice_mean\\n" + "\\n".join(rows))
+    >>> md = by_step(root, root / "out")
+    >>> print((root / "out" / "heldout_curve_stage2_4_s0.csv").read_text().splitlines()[-1])
+    100,0.71
+    >>> "+0.200" in md.read_text()
+    True
+    """
+    from brainsegfounder.evaluation.paired import _signed
+
+    folders = {}
+    for child in Path(scores).iterdir():
+        found = _STEP.match(child.name)
+        if found and child.is_dir():
+            folders[int(found["step"])] = child / "scores" if (child / "scores").is_dir() else child
+    if not folders:
+        raise DataError(f"no step<N>/ folders under {scores}: score each step's checkpoints into "
+                        f"{scores}/step<N>/ (evaluate CSVs named <setting>_<count>_s<seed>.csv).")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    curves: dict[tuple, dict[int, dict[str, float]]] = {}
+    lines = ["| step | run | mean over brains (dice_mean) | paired difference from " + baseline
+             + " (dice_mean) | 95% interval (seeds x brains bootstrap) | regions (mean difference) |",
+             "| ---: | --- | ---: | ---: | --- | --- |"]
+    for step in sorted(folders):
+        runs = read_scores(folders[step])
+        for key, cases in runs.items():
+            metrics = sorted({m for c in cases.values() for m in c}, key=lambda m: (m != "dice_mean", m))
+            curves.setdefault(key, {})[step] = {m: sum(c[m] for c in cases.values()) / len(cases) for m in metrics}
+        entries = paired_on_brains(runs, baseline)
+        for key in sorted(runs):
+            found = [e for e in entries if (e["setting"], e["train_subjects"]) == key[:2] and e["metric"] == "dice_mean"]
+            regions = ", ".join(f"{e['metric'].removeprefix('dice_')} {_signed(e['mean_difference'])}" for e in entries
+                                if (e["setting"], e["train_subjects"]) == key[:2] and e["metric"] != "dice_mean")
+            difference = (f"{_signed(found[0]['mean_difference'])} | [{_signed(found[0]['ci_low'])}, "
+                          f"{_signed(found[0]['ci_high'])}] | {regions}") if found else "| |"
+            lines.append(f"| {step} | {key[0]}_{key[1]}_s{key[2]} | {curves[key][step]['dice_mean']:.3f} | {difference} |")
+    for (setting, count, seed), points in curves.items():
+        metrics = list(next(iter(points.values())))
+        with (Path(out) / f"heldout_curve_{setting}_{count}_s{seed}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["step", *(f"heldout/{m}" for m in metrics)])
+            writer.writerows([step, *(f"{points[step][m]:.6g}" for m in metrics)] for step in sorted(points))
+    md = Path(out) / "heldout_by_step.md"
+    md.write_text("\n".join(lines) + "\n")
+    return md
+
+
+def run(scores: str, out: str, baseline: str = "scratch", steps: bool = False) -> Path:
     """Paired table and plot of the runs scored on held-out brains.
 
     Args:
         scores: folder of ``evaluate --out`` CSVs, one per run, named ``<setting>_<count>_s<seed>.csv``.
         out: folder for ``heldout_paired.csv``/``.md`` and ``heldout_paired.png``.
         baseline: the setting every other one is paired with.
+        steps: ``scores`` holds ``step<N>/`` folders of the same runs at several steps: write the
+            held-out curves and the table per step (:func:`by_step`) instead.
     """
+    if steps:
+        md = by_step(scores, out, baseline)
+        print(md.read_text())
+        return md
     from brainsegfounder.evaluation.paired import _probability, _signed, plot_paired, write_paired
 
     entries = paired_on_brains(read_scores(scores), baseline)
