@@ -270,7 +270,8 @@ def report_best(cli: LightningCLI) -> dict[str, float]:
     fold, is scored once on the test fold (``trainer.test``): these ``test/`` figures are the ones
     to report, since no choice was made on them. The validation fold is not scored again: its
     best score is already known (``best_model_score``). Without a test set the best checkpoint is
-    validated again, for its full set of ``val/`` metrics.
+    validated again, for its full set of ``val/`` metrics, without logging them: the log and its
+    curves keep one validation point per validation of the run.
     """
     trainer = cli.trainer
     callback = trainer.checkpoint_callback
@@ -284,7 +285,13 @@ def report_best(cli: LightningCLI) -> dict[str, float]:
             metrics[str(callback.monitor)] = float(callback.best_model_score)
         title, prefix = f"held-out test Dice ({len(cli.datamodule.test_cases)} test cases)", "test/"
     else:
-        results = trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
+        # Not logged: the best checkpoint's val/ figures are already in the log at their own step, and
+        # logging them again at the last step drew a validation point there that the last model never made.
+        loggers, trainer.loggers = trainer.loggers, []
+        try:
+            results = trainer.validate(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
+        finally:
+            trainer.loggers = loggers
         metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
         title, prefix = "validation metrics of the best checkpoint", "val/"
     if trainer.is_global_zero:

@@ -86,3 +86,16 @@ def test_fit_learns_tumour_regions_above_a_floor(tmp_path):
     wt = cli.best_metrics["test/dice_wt"]  # the held-out test fold (demo.yaml's test_fold)
     assert wt >= 0.6
     assert wt > untrained["val/dice_wt"] + 0.1
+
+
+def test_the_best_checkpoints_second_validation_is_not_logged_as_a_new_point(brats2021_root, tmp_path):
+    """Without a test fold the best checkpoint is validated again for its table; that must not add a
+    val/ row at the last step (it drew a point the last model never made at the end of every curve)."""
+    cli = _fit(brats2021_root, tmp_path, "--trainer.max_steps=1", "--trainer.val_check_interval=1",
+               "--trainer.num_sanity_val_steps=0", "--trainer.log_every_n_steps=1",
+               "--data.init_args.batch_size=1", "--data.init_args.test_fold=null")
+    rows = list(csv.DictReader(open(tmp_path / "finetune" / "version_0" / "metrics.csv")))
+    val_steps = [int(r["step"]) for r in rows if r.get("val/dice_mean")]
+    assert val_steps == [0]  # one validation, one point (the old code added step 1)
+    assert "val/dice_mean" in cli.best_metrics and "test/dice_mean" not in cli.best_metrics
+    assert cli.trainer.loggers  # the loggers are back after the table's validation
