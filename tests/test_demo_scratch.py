@@ -13,6 +13,7 @@ from brainsegfounder.training.demo_scratch import (
     comparison_line,
     config_digest,
     load_reference,
+    machine,
     record_reference,
 )
 
@@ -36,13 +37,41 @@ def test_recorded_scratch_figure_belongs_to_the_current_demo_config():
 
 def test_line_gives_the_paired_difference_mean_and_per_region():
     scratch = {"test/dice_mean": 0.80, "test/dice_tc": 0.70, "test/dice_wt": 0.90, "test/dice_et": 0.80}
-    line = comparison_line(FINETUNED, {"metrics": scratch, "steps": 100, "command": "c", "measured": "d"})
+    line = comparison_line(FINETUNED, {"metrics": scratch, "steps": 100, "command": "c", "measured": "d",
+                                       "machine": "CPU A, 2 threads"}, here="CPU A, 2 threads")
     assert line.startswith("Pretraining bought +0.0968 mean test Dice: 0.8968 fine-tuned from Stage 2 vs 0.8000")
     assert "TC +0.1619, WT +0.0097, ET +0.1187" in line
     assert "same 100 steps" in line and "recorded d by `c`" in line and "\n" not in line
     worse = {k: v + 0.1 for k, v in scratch.items()}
     assert comparison_line(FINETUNED, {"metrics": worse, "steps": 100, "command": "c"},
                            live=True).startswith("Pretraining cost -0.0032")
+
+
+def test_a_figure_recorded_on_another_machine_is_no_verdict():
+    """Across CPUs the demo's Dice moves by its noise (seen 0.8686 vs 0.8827): the line must not claim a gain."""
+    scratch = {"test/dice_mean": 0.80, "test/dice_tc": 0.70, "test/dice_wt": 0.90, "test/dice_et": 0.80}
+    record = {"metrics": scratch, "steps": 100, "command": "c", "measured": "d", "machine": "CPU A, 2 threads"}
+    line = comparison_line(FINETUNED, record, here="CPU B, 8 threads")
+    assert line.startswith("Pretraining vs a scratch figure recorded on CPU A, 2 threads, not this one "
+                           "(CPU B, 8 threads): +0.0968 mean test Dice")
+    assert "bought" not in line and "no verdict" in line and "--scratch" in line and "\n" not in line
+    unnamed = comparison_line(FINETUNED, {k: v for k, v in record.items() if k != "machine"}, here="CPU A, 2 threads")
+    assert "recorded on a machine it does not name" in unnamed
+    # a live scratch run is on this machine by construction
+    assert comparison_line(FINETUNED, record, live=True, here="CPU B, 8 threads").startswith("Pretraining bought")
+
+
+def test_the_record_names_this_machine(tmp_path):
+    import torch
+
+    config = tmp_path / "demo.yaml"
+    config.write_text("trainer:\n  max_steps: 100\n")
+    path = record_reference(FINETUNED, config, steps=100, seconds=1.0, path=tmp_path / "scratch.json")
+    recorded = json.loads(path.read_text())["machine"]
+    assert recorded == machine() and recorded.endswith(f"{torch.get_num_threads()} thread"
+                                                       f"{'s' if torch.get_num_threads() != 1 else ''}")
+    assert comparison_line(FINETUNED, load_reference(config, path)[0]).startswith("Pretraining ")
+    assert "no verdict" not in comparison_line(FINETUNED, load_reference(config, path)[0])
 
 
 def test_record_round_trip_and_a_changed_config_is_refused(tmp_path):
