@@ -67,11 +67,32 @@ def test_the_record_names_this_machine(tmp_path):
     config = tmp_path / "demo.yaml"
     config.write_text("trainer:\n  max_steps: 100\n")
     path = record_reference(FINETUNED, config, steps=100, seconds=1.0, path=tmp_path / "scratch.json")
-    recorded = json.loads(path.read_text())["machine"]
+    recorded = json.loads(path.read_text())["records"][-1]["machine"]
     assert recorded == machine() and recorded.endswith(f"{torch.get_num_threads()} thread"
                                                        f"{'s' if torch.get_num_threads() != 1 else ''}")
     assert comparison_line(FINETUNED, load_reference(config, path)[0]).startswith("Pretraining ")
     assert "no verdict" not in comparison_line(FINETUNED, load_reference(config, path)[0])
+
+
+def test_the_file_keeps_one_record_per_machine(tmp_path):
+    """Recording on a second machine keeps the first one's figure; each machine reads its own."""
+    config = tmp_path / "demo.yaml"
+    config.write_text("trainer:\n  max_steps: 100\n")
+    path = tmp_path / "scratch.json"
+    older = {"metrics": {"test/dice_mean": 0.8}, "steps": 100, "command": "c", "config_sha256": config_digest(config),
+             "machine": "CPU A, 2 threads"}
+    path.write_text(json.dumps(older))  # the older form: one record at the top level
+    record_reference(FINETUNED, config, steps=100, seconds=1.0, path=path)
+    record_reference(FINETUNED, config, steps=100, seconds=2.0, path=path)  # same machine: replaced, not added
+    records = json.loads(path.read_text())["records"]
+    assert [r["machine"] for r in records] == ["CPU A, 2 threads", machine()]
+    assert records[1]["seconds"] == 2
+    assert load_reference(config, path, here="CPU A, 2 threads")[0]["metrics"] == {"test/dice_mean": 0.8}
+    assert load_reference(config, path)[0]["machine"] == machine()
+    # a third machine gets the latest record, which the line shows without a verdict
+    third, _ = load_reference(config, path, here="CPU C, 4 threads")
+    assert third["machine"] == machine()
+    assert "no verdict" in comparison_line(FINETUNED, third, here="CPU C, 4 threads")
 
 
 def test_record_round_trip_and_a_changed_config_is_refused(tmp_path):
@@ -88,7 +109,7 @@ def test_record_round_trip_and_a_changed_config_is_refused(tmp_path):
     line = comparison_line(FINETUNED, record, why=why)
     assert line.startswith("Pretraining vs scratch: not compared (the recorded scratch figure")
     assert load_reference(config, tmp_path / "missing.json")[1].startswith("no recorded scratch figure")
-    assert json.loads(path.read_text())["steps"] == 100
+    assert json.loads(path.read_text())["records"][0]["steps"] == 100
 
 
 def test_record_scratch_needs_the_plain_scratch_run():

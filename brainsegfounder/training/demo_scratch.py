@@ -4,14 +4,14 @@ The demo's last line compares, on its own held-out test brains, the model fine-t
 with the same fine-tuning (same config, data, split, seed and steps) started from random weights.
 The scratch run is one more fine-tune (``python -m brainsegfounder.demo --stages finetune``, about
 6 minutes on 2 cores), so by default its figure is read from ``experiments/demo_scratch.json``,
-recorded with the command that measured it; ``python -m brainsegfounder.demo --scratch`` runs it
-live instead. Both runs are deterministic (the demo's configs turn on deterministic algorithms), so
+recorded with the command that measured it, one record per machine; ``python -m brainsegfounder.demo
+--scratch`` runs it live instead. Both runs are deterministic (the demo's configs turn on deterministic algorithms), so
 the recorded figure is what the live run gives on the same library versions, the same kind of CPU
 and the same number of threads. On another CPU the generated images and the sums differ in their
 last bits, which moves three test brains' Dice by about 0.01 (seen: mean 0.8686 on one machine,
 0.8827 on an AMD EPYC, same commit and lock), enough to flip the sign of the comparison; so the
-record names its machine (:func:`machine`), and on another machine the line says so instead of
-claiming what pretraining bought.
+record names its machine (:func:`machine`), the file keeps one record per machine, and on a
+machine without its own record the line says so instead of claiming what pretraining bought.
 
 The record holds the SHA-256 of ``experiments/demo.yaml``: after a change to the fine-tuning
 config it is stale, and the line says so instead of comparing unlike runs
@@ -69,21 +69,41 @@ def machine() -> str:
     return f"{cpu}, {threads} thread{'s' if threads != 1 else ''}"
 
 
-def load_reference(config: str | Path, path: str | Path = REFERENCE) -> tuple[dict | None, str]:
-    """``(record, why)``: the recorded scratch run if it matches ``config``, else ``None`` and the reason."""
-    path = Path(path)
+def _records(path: Path) -> list[dict]:
+    """The file's records: ``{"records": [...]}``, one per machine (a lone record, the older form, is one)."""
     if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return list(data["records"]) if "records" in data else [data]
+
+
+def load_reference(config: str | Path, path: str | Path = REFERENCE, here: str | None = None
+                   ) -> tuple[dict | None, str]:
+    """``(record, why)``: the recorded scratch run that matches ``config``, else ``None`` and the reason.
+
+    The file keeps one record per machine; the one made on ``here`` (default :func:`machine`) is
+    preferred, else the latest that matches ``config`` (which :func:`comparison_line` shows without
+    a verdict).
+    """
+    path = Path(path)
+    records = _records(path)
+    if not records:
         return None, f"no recorded scratch figure ({path.name} is missing)"
-    record = json.loads(path.read_text())
-    if record.get("config_sha256") != config_digest(config):
+    digest = config_digest(config)
+    matching = [r for r in records if r.get("config_sha256") == digest]
+    if not matching:
         return None, (f"the recorded scratch figure ({path.name}) was made with another {Path(config).name}; "
                       "re-record it with: python -m brainsegfounder.demo --stages finetune --record_scratch")
-    return record, ""
+    here = here or machine()
+    return next((r for r in matching if r.get("machine") == here), matching[-1]), ""
 
 
 def record_reference(metrics: Mapping[str, float], config: str | Path, steps: int, seconds: float,
                      path: str | Path = REFERENCE) -> Path:
-    """Write the scratch run's test metrics with what made them (config digest, command, date, load)."""
+    """Add this machine's scratch run (test metrics, config digest, command, date, load) to the file.
+
+    A record made earlier on the same machine is replaced; other machines' records are kept.
+    """
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     record = {
         "metrics": {k: round(float(v), 6) for k, v in sorted(metrics.items()) if k.startswith("test/")},
@@ -95,8 +115,10 @@ def record_reference(metrics: Mapping[str, float], config: str | Path, steps: in
         "load_average_1min": load,
         "machine": machine(),
     }
-    Path(path).write_text(json.dumps(record, indent=2) + "\n")
-    return Path(path)
+    path = Path(path)
+    kept = [r for r in _records(path) if r.get("machine") != record["machine"]]
+    path.write_text(json.dumps({"records": [*kept, record]}, indent=2) + "\n")
+    return path
 
 
 def comparison_line(finetuned: Mapping[str, float], reference: Mapping | None, live: bool = False,
