@@ -32,6 +32,9 @@ alone allow. Two label maps on grids a few degrees and a fraction of a voxel apa
 better than this, whatever the model. Beside it, each predict against the truth: the BraTS-way one
 on its own grid, the raw one against the truth carried to the prepared grid (floor included).
 
+``--postprocess largest`` gives both predicts predict's ``--postprocess largest`` (only the largest
+connected lesion kept); the controls of ``--diagnose`` predict without it.
+
 With ``--truth``, only the rows against the truth (no floor). Two checkpoints are compared on the same
 cases with ``--cases_from`` (the second run links the first run's generated cases and truth) and
 ``--summarize`` (a Markdown table, one column per run, each the mean over its cases)::
@@ -64,7 +67,7 @@ def _volumes(path: Path) -> dict[str, dict[str, float]]:
 
 
 def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing: float, spacing: float, grids: str,
-            skull_strip: str = "auto", atlas: str | None = None) -> dict:
+            skull_strip: str = "auto", atlas: str | None = None, postprocess: str = "none") -> dict:
     from brainsegfounder.data.layouts import find_cases
     from brainsegfounder.data.regions import get_scheme
     from brainsegfounder.data.synthetic import generate
@@ -78,11 +81,11 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
         timings["generate_s"] = time.perf_counter() - started
     cases = find_cases("brats2021", out / "cases")
     started = time.perf_counter()
-    predict(list(ckpt), [str(out / "cases")], str(out / "pred_brats"), device="cpu")
+    predict(list(ckpt), [str(out / "cases")], str(out / "pred_brats"), device="cpu", postprocess=postprocess)
     timings["predict_brats_s"] = time.perf_counter() - started
     started = time.perf_counter()
     predict(list(ckpt), [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
-            spacing=spacing, skull_strip=skull_strip, atlas=atlas)
+            spacing=spacing, skull_strip=skull_strip, atlas=atlas, postprocess=postprocess)
     timings["predict_raw_s"] = time.perf_counter() - started
     brats, raw = _volumes(out / "pred_brats" / "volumes.csv"), _volumes(out / "pred_raw" / "volumes.csv")
     scheme = get_scheme("brats2021")
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grids", default="clinical")
     parser.add_argument("--skull_strip", default="auto")
     parser.add_argument("--atlas", default=None, help="prepare the raw studies onto this atlas (mni152 or a file)")
+    parser.add_argument("--postprocess", default="none", help="predict's --postprocess on both sides (none, largest)")
     parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
     parser.add_argument("--floor", action="store_true", help="also the perfect model's agreement (module's text)")
     parser.add_argument("--floor_only", action="store_true", help="only add the floor to --out's finished figures")
@@ -308,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         args.floor = True
     else:
         results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing,
-                          args.grids, args.skull_strip, args.atlas)
+                          args.grids, args.skull_strip, args.atlas, args.postprocess)
     if args.diagnose:
         results = diagnose(args.ckpt, args.out, results)
     if args.truth and not args.floor:

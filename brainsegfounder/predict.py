@@ -96,6 +96,7 @@ def predict(
     flag_threshold: float | None = None,
     fast: bool = False,
     engine: str = "torch",
+    postprocess: str = "none",
     report: bool = False,
     preprocess: bool = False,
     series: list[str] | None = None,
@@ -147,6 +148,9 @@ def predict(
             labels identical in the benchmarks; measured 1.1-1.2x faster on 2 CPU cores (67 vs
             74 s for 3 demo cases, 137 vs 165 s for one full-size case); needs the onnx and
             onnxruntime packages).
+        postprocess: none, or largest: keep only the largest connected lesion, all labels as one (nnU-Net's
+            rule; for one-lesion diseases such as glioma, never for stroke, metastases or MS). Removes
+            islands of false oedema far from the tumour; measured in docs/clinical.md.
         report: also write provenance.json and the offline HTML report (report.html) into --output.
         preprocess: prepare every input (a study folder: DICOM files, or one NIfTI file per series, each
             on its own grid, skull on) as the model was trained before predicting (docs/clinical.md);
@@ -185,7 +189,7 @@ def predict(
     predictor = Predictor.from_checkpoints(list(ckpt), device=device, tta=tta, overlap=overlap,
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities,
-                                           fast=fast, engine=engine)
+                                           fast=fast, engine=engine, postprocess=postprocess)
     cutoff, flag_cases, flag_source = flag_rule_of(predictor, flag_below, uncertainty, console)  # may refuse
     prepared = {c.case_id: c for c in _prepare(input, output, predictor, preprocess, series, skull_strip, spacing,
                                                  reference, overwrite, console, atlas)}
@@ -221,7 +225,9 @@ def predict(
             paths.append(output / writers.UNCERTAINTY_FOLDER / f"{case_id}_entropy.nii.gz")
         return paths
 
-    digests = {c.subject_id: writers.inputs_digest(c) for c in cases}
+    # Files written under another --postprocess are not this run's: the rule is part of what they came from.
+    rule = "" if postprocess == "none" else f" postprocess={postprocess}"
+    digests = {c.subject_id: writers.inputs_digest(c) + rule for c in cases}
     if not overwrite:
         check_existing(cases, targets, record, digests)
     todo = [c for c in cases if overwrite or not all(p.exists() for p in targets(c.subject_id))]

@@ -54,6 +54,7 @@ from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: pre
     load_segmentation,
     resolve_device,
 )
+from brainsegfounder.inference.postprocessing import postprocess as postprocess_label
 from brainsegfounder.inference.uncertainty import (
     combined_entropy,
     mean_subset_dice,
@@ -163,6 +164,8 @@ class Predictor:
             identical (docs/export.md states the measured difference).
         engine: ``torch``, or ``onnxruntime`` (the network exported once to ONNX and run by ONNX
             Runtime on the CPU; the same windows, logits within 1e-3).
+        postprocess: ``none``, or ``largest``: keep only the largest connected lesion (one-lesion
+            diseases such as glioma; :mod:`brainsegfounder.inference.postprocessing`).
 
     Attributes:
         replace_non_finite: set NaN/Inf input voxels to 0 before the preprocessing (``predict
@@ -176,7 +179,7 @@ class Predictor:
                  roi_size: int | Sequence[int] | None = None, threshold: float | None = None,
                  precision: str = "32", modalities: Sequence[str] | None = None,
                  sources: Sequence[str] | None = None, bbox: bool = True, fast: bool = False,
-                 engine: str = "torch"):
+                 engine: str = "torch", postprocess: str = "none"):
         if not modules:
             raise WeightsError("no checkpoint given: pass at least one --ckpt.")
         if precision not in ("32", "bf16"):
@@ -184,6 +187,8 @@ class Predictor:
         self.modules = list(modules)
         self.device = resolve_device(device)
         self.tta, self.precision = tta, precision
+        self.postprocess = postprocess
+        postprocess_label(np.zeros((1, 1, 1), np.uint8), postprocess)  # refuses an unknown rule now
         first = self.modules[0]
         self.roi_sizes = [as_triple(roi_size) if roi_size is not None else m.roi_size for m in self.modules]
         default_batch = CPU_SW_BATCH_SIZE if self.device.type == "cpu" else None
@@ -388,7 +393,8 @@ class Predictor:
             mapped = back(tio.Subject(p=tio.ScalarImage(tensor=probs, affine=processed_affine)))
             probs = mapped["p"].data
         probs, variance = probs[:regions], (probs[regions:].numpy() if spread is not None else None)
-        label = self.scheme.to_label((probs > self.threshold).unsqueeze(0))[0, 0].numpy()
+        label = postprocess_label(self.scheme.to_label((probs > self.threshold).unsqueeze(0))[0, 0].numpy(),
+                                  self.postprocess)
         spacing = tuple(float(z) for z in first.header.get_zooms()[:3])
         entropy = combined_entropy(probs).numpy() if uncertainty else None
         quality = quality_score(probs, self.threshold, reliability=self.reliability(missing)) if uncertainty else None

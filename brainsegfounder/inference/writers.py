@@ -231,7 +231,7 @@ class OutputRecord:
         if file_sha256(path) != entry.get("sha256"):
             return "changed since it was written (truncated or edited)"
         if entry.get("inputs") != digest:
-            return "predicted from other input files than today's"
+            return "predicted from other input files (or another --postprocess) than today's"
         return None
 
     def add(self, path: Path, case_id: str, digest: str, sha256: str | None = None) -> None:

@@ -1,0 +1,59 @@
+"""Post-processing of a predicted label map: keep the largest connected lesion (``predict --postprocess largest``).
+
+A glioma is one lesion in nearly every BraTS case, but a network that reads each window on its own
+can also label a few millilitres of bright tissue far from the tumour as oedema. Those islands
+inflate the whole-tumour volume and, being decisions the model is unsure of, they come and go when
+the same brain is imaged or resampled another way. nnU-Net v2 meets this with its "all foreground
+as one region, keep the largest component" rule, which it applies where cross-validation shows it
+helps; this module gives the same rule.
+
+Measured (docs/clinical.md, "Keeping the largest lesion"): four synthetic BraTS cases at 1 mm, islands
+of 11-23 mL of false oedema removed; BraTS-way WT Dice against the truth 0.872 -> 0.933 mean.
+It is the wrong rule for diseases with several lesions (stroke, metastases, MS): there it would
+delete real lesions, so it is off by default, and a user turns it on for one-lesion diseases.
+
+Components are scipy's (``scipy.ndimage.label``, 26-connected); MONAI's
+``KeepLargestConnectedComponent`` does the same but needs scikit-image, which the base install
+does not carry; what is written here is only the choice of which component to keep.
+
+Example:
+    >>> import numpy as np
+    >>> label = np.zeros((8, 8, 8), np.uint8)
+    >>> label[1:4, 1:4, 1:4] = 2; label[2, 2, 2] = 1      # the tumour: oedema around a core
+    >>> label[6, 6, 6] = 2                                  # a one-voxel island of "oedema"
+    >>> kept = postprocess(label, "largest")
+    >>> int((kept > 0).sum()), int(kept[6, 6, 6]), int(kept[2, 2, 2])
+    (27, 0, 1)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from brainsegfounder.utils.errors import ConfigError
+
+__all__ = ["POSTPROCESSING", "keep_largest_lesion", "postprocess"]
+
+#: The rules ``predict --postprocess`` accepts.
+POSTPROCESSING = ("none", "largest")
+
+
+def keep_largest_lesion(label: np.ndarray) -> np.ndarray:
+    """The label map with only its largest 26-connected foreground component (all labels as one).
+
+    The labels inside that component are kept as they were (a core stays a core); everything
+    outside it becomes background. An empty map is returned as it is.
+    """
+    components, count = ndimage.label(label > 0, structure=np.ones((3, 3, 3), dtype=bool))
+    if count <= 1:
+        return label
+    largest = int(np.argmax(np.bincount(components.ravel())[1:])) + 1
+    return np.where(components == largest, label, 0).astype(label.dtype, copy=False)
+
+
+def postprocess(label: np.ndarray, rule: str = "none") -> np.ndarray:
+    """Apply ``rule`` (one of :data:`POSTPROCESSING`) to a label map."""
+    if rule not in POSTPROCESSING:
+        raise ConfigError(f"--postprocess {rule!r}: choose one of {', '.join(POSTPROCESSING)}.")
+    return keep_largest_lesion(label) if rule == "largest" else label
