@@ -7,8 +7,9 @@ the same brain is imaged or resampled another way. nnU-Net v2 meets this with it
 as one region, keep the largest component" rule, which it applies where cross-validation shows it
 helps; this module gives the same rule.
 
-Measured (docs/clinical.md, "Keeping the largest lesion"): four synthetic BraTS cases at 1 mm, islands
-of 11-23 mL of false oedema removed; BraTS-way WT Dice against the truth 0.872 -> 0.933 mean.
+Measured (docs/clinical.md, "Keeping the largest lesion"): on four synthetic BraTS cases at 1 mm the
+tiny 1 mm checkpoint's label maps held 115-184 components each; keeping the largest removed 2-16 mL of
+false oedema per case, and WT Dice against the truth went from 0.872 to 0.933 (mean).
 It is the wrong rule for diseases with several lesions (stroke, metastases, MS): there it would
 delete real lesions, so it is off by default, and a user turns it on for one-lesion diseases.
 
