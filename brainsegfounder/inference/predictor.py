@@ -46,6 +46,7 @@ from brainsegfounder.data.transforms import (
     ReplaceNonFinite,
     preprocessing,
 )
+from brainsegfounder.evaluation.postprocessing import postprocess as postprocess_label
 from brainsegfounder.inference.calibration import apply_temperature
 from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: predictor's public names
     _record,
@@ -54,7 +55,6 @@ from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: pre
     load_segmentation,
     resolve_device,
 )
-from brainsegfounder.inference.postprocessing import postprocess as postprocess_label
 from brainsegfounder.inference.uncertainty import (
     combined_entropy,
     mean_subset_dice,
@@ -165,7 +165,7 @@ class Predictor:
         engine: ``torch``, or ``onnxruntime`` (the network exported once to ONNX and run by ONNX
             Runtime on the CPU; the same windows, logits within 1e-3).
         postprocess: ``none``, or ``largest``: keep only the largest connected lesion (one-lesion
-            diseases such as glioma; :mod:`brainsegfounder.inference.postprocessing`).
+            diseases such as glioma; :mod:`brainsegfounder.evaluation.postprocessing`).
 
     Attributes:
         replace_non_finite: set NaN/Inf input voxels to 0 before the preprocessing (``predict

@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from brainsegfounder.checkpoints import FLAG_CASES_KEY, FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import SCHEMES, RegionScheme, get_scheme
+from brainsegfounder.evaluation.postprocessing import keep_largest_lesion
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.models.sliding_window import sliding_window_probabilities
@@ -60,6 +62,10 @@ class SegmentationModule(BackboneTask):
         sw_batch_size: windows per forward pass at validation.
         sw_overlap: sliding-window overlap.
         threshold: probability above which a voxel is in a region.
+
+    Validation and test log the Dice per region and its mean; with several regions also
+    ``dice_mean_largest``: the mean once the label map keeps only its largest connected lesion
+    (``predict --postprocess largest``), so a run shows on its own brains whether that rule helps.
     """
 
     def __init__(
@@ -150,6 +156,10 @@ class SegmentationModule(BackboneTask):
         dice = dice_per_channel(probabilities > self.hparams.threshold, y > 0)[0]
         metrics = {f"{stage}/dice_{n.lower()}": d for n, d in zip(self.scheme.names, dice, strict=True)}
         metrics[f"{stage}/dice_mean"] = dice.mean()
+        if self.scheme.num_regions > 1:
+            # nnU-Net's post-processing check: the same Dice after keeping only the largest connected
+            # lesion (predict --postprocess largest), so each run shows whether the rule helps here.
+            metrics[f"{stage}/dice_mean_largest"] = self._largest_lesion_dice(probabilities, y)
         if self.scheme.num_regions == 1:
             # Binary lesion tasks (ATLAS): the challenge's lesion-wise F1, per volume, as `evaluate` scores it.
             predicted, reference = (t[:, 0].cpu().numpy() for t in (probabilities > self.hparams.threshold, y > 0))
@@ -157,6 +167,13 @@ class SegmentationModule(BackboneTask):
                 [lesion_f1(p, r) for p, r in zip(predicted, reference, strict=True)], device=dice.device).mean()
         self._log_subject_means(metrics, batch_idx, x.shape[0], stage)
         return metrics
+
+    def _largest_lesion_dice(self, probabilities: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean Dice over regions, per volume, of the label map as ``predict --postprocess largest`` writes it."""
+        label = self.scheme.to_label(probabilities > self.hparams.threshold)[:, 0].cpu().numpy()
+        kept = torch.from_numpy(np.stack([keep_largest_lesion(one) for one in label]))[:, None]
+        regions = self.scheme.to_regions(kept.to(y.device)) > 0
+        return dice_per_channel(regions, y > 0).mean(dim=1)
 
     def _log_subject_means(self, metrics: dict[str, torch.Tensor], batch_idx: int, batch_size: int,
                            stage: str = "val") -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from brainsegfounder.inference.postprocessing import keep_largest_lesion, postprocess
+from brainsegfounder.evaluation.postprocessing import keep_largest_lesion, postprocess
 from brainsegfounder.inference.writers import VOLUMES_FILE
 from brainsegfounder.predict import main
 from brainsegfounder.utils.errors import ConfigError
@@ -57,3 +57,27 @@ def test_predict_largest_writes_one_lesion_and_its_volume(checkpoint, two_cases,
     capsys.readouterr()
     assert main([*common, "--output", str(plain), "--postprocess", "largest"]) != 0
     assert "or another --postprocess" in capsys.readouterr().err
+
+
+def test_validation_logs_the_dice_predict_largest_would_give():
+    """``val/dice_mean_largest`` scores the label map with its islands removed, next to the plain Dice."""
+    import torch
+
+    from brainsegfounder.models.backbone import Backbone
+    from brainsegfounder.tasks.segmentation import SegmentationModule
+
+    module = SegmentationModule(backbone=Backbone(preset="tiny", feature_size=12), regions="brats2021", roi_size=32)
+    truth = np.zeros((1, 1, 24, 24, 24), np.uint8)
+    truth[0, 0, 4:12, 4:12, 4:12] = 2
+    truth[0, 0, 6:10, 6:10, 6:10] = 1
+    truth[0, 0, 7:9, 7:9, 7:9] = 4
+    predicted = truth.copy()
+    predicted[0, 0, 18:22, 18:22, 18:22] = 2  # an island of false oedema far from the tumour
+    y = module.scheme.to_regions(torch.from_numpy(truth))
+    probabilities = module.scheme.to_regions(torch.from_numpy(predicted))  # 0 or 1: thresholds at 0.5
+    from brainsegfounder.metrics import dice_per_channel
+
+    plain = dice_per_channel(probabilities > 0.5, y > 0).mean()
+    largest = module._largest_lesion_dice(probabilities, y)
+    assert largest.shape == (1,) and float(largest[0]) == pytest.approx(1.0)
+    assert float(plain) == pytest.approx((2 + 2 * 512 / (512 + 576)) / 3)  # WT lost to the island: 512 vs 576 voxels
