@@ -170,6 +170,7 @@ def predict(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from brainsegfounder.evaluation.postprocessing import islands_note
     from brainsegfounder.inference import writers
     from brainsegfounder.inference.input_checks import check_existing, check_inputs
     from brainsegfounder.inference.inputs import find_inputs
@@ -250,6 +251,9 @@ def predict(
                 if result.missing:
                     console.print(f"{escape(sid)}: predicted without {', '.join(result.missing)} (given as "
                                   "missing to a model trained with modality dropout)", soft_wrap=True)
+                if postprocess == "none" and predictor.scheme.num_regions > 1:  # tumours: one lesion expected
+                    if note := islands_note(result.label, result.spacing, sid):
+                        console.print(escape(note), soft_wrap=True)
                 staged = writers.StagedFiles(partial_dir)
                 try:
                     for path in paths:

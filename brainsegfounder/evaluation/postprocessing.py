@@ -34,7 +34,10 @@ from scipy import ndimage
 
 from brainsegfounder.utils.errors import ConfigError
 
-__all__ = ["POSTPROCESSING", "keep_largest_lesion", "postprocess"]
+__all__ = ["POSTPROCESSING", "islands_note", "keep_largest_lesion", "postprocess"]
+
+#: ``predict`` mentions islands from this much volume outside the largest lesion (mL).
+ISLANDS_NOTE_ML = 1.0
 
 #: The rules ``predict --postprocess`` accepts.
 POSTPROCESSING = ("none", "largest")
@@ -58,3 +61,24 @@ def postprocess(label: np.ndarray, rule: str = "none") -> np.ndarray:
     if rule not in POSTPROCESSING:
         raise ConfigError(f"--postprocess {rule!r}: choose one of {', '.join(POSTPROCESSING)}.")
     return keep_largest_lesion(label) if rule == "largest" else label
+
+
+def islands_note(label: np.ndarray, spacing, case_id: str, min_ml: float = ISLANDS_NOTE_ML) -> str | None:
+    """One line when ``min_ml`` or more of the label map lies outside its largest lesion, else None.
+
+    ``predict`` prints it for multi-region (tumour) schemes without ``--postprocess``: the volumes
+    it writes include those islands, and the reader should know.
+
+    >>> label = np.zeros((30, 30, 30), np.uint8); label[:10, :10, :10] = 2; label[20:, 20:, 20:] = 2
+    >>> islands_note(label, (1.0, 1.0, 1.0), "case1")  # doctest: +NORMALIZE_WHITESPACE
+    'case1: 1.0 mL of the label map lies outside its largest lesion (1 other component); for a one-lesion disease (glioma) --postprocess largest removes it from the map and the volumes.'
+    """
+    foreground = label > 0
+    outside = int(foreground.sum() - (keep_largest_lesion(label) > 0).sum())
+    ml = outside * float(np.prod(spacing)) / 1000
+    if ml < min_ml:
+        return None
+    others = ndimage.label(foreground, structure=np.ones((3, 3, 3), dtype=bool))[1] - 1
+    return (f"{case_id}: {ml:.1f} mL of the label map lies outside its largest lesion ({others} other "
+            f"component{'s' if others != 1 else ''}); for a one-lesion disease (glioma) --postprocess largest "
+            f"removes {'them' if others != 1 else 'it'} from the map and the volumes.")

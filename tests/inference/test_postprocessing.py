@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from brainsegfounder.evaluation.postprocessing import keep_largest_lesion, postprocess
+from brainsegfounder.evaluation.postprocessing import islands_note, keep_largest_lesion, postprocess
 from brainsegfounder.inference.writers import VOLUMES_FILE
 from brainsegfounder.predict import main
 from brainsegfounder.utils.errors import ConfigError
@@ -53,6 +54,12 @@ def test_predict_largest_writes_one_lesion_and_its_volume(checkpoint, two_cases,
         assert ndimage.label(after > 0, structure=FULL)[1] == min(count, 1)
         assert float(rows[case]["WT_ml"]) == pytest.approx(int((after > 0).sum()) * 8 / 1000, abs=1e-3)  # 2 mm voxels
     assert islands > 0, "the test needs a prediction with islands to remove"
+    # Without the rule, predict said which cases hold 1 mL or more outside their largest lesion.
+    err = capsys.readouterr().err
+    for case in sorted(p.name for p in two_cases.iterdir()):
+        note = islands_note(np.asanyarray(nib.load(plain / f"{case}.nii.gz").dataobj), (2.0, 2.0, 2.0), case)
+        said = re.findall(rf"{case}: [0-9.]+ mL of the label map lies outside its largest lesion[^\n]*", err)
+        assert said == ([note] if note else [])
     # The plain folder's files were made without the rule: a rerun with it refuses them, naming why.
     capsys.readouterr()
     assert main([*common, "--output", str(plain), "--postprocess", "largest"]) != 0
