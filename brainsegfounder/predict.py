@@ -46,10 +46,9 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
-from brainsegfounder.utils.cli import command
+from brainsegfounder.utils.cli import command, shell_style
 from brainsegfounder.utils.errors import ConfigError
 
 __all__ = ["main", "predict"]
@@ -346,31 +345,6 @@ def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_st
                         say=lambda line: console.print(line, soft_wrap=True, highlight=False, markup=False))
 
 
-def shell_style(argv: Sequence[str], lists: Sequence[str] = _LISTS, flags: Sequence[str] = _FLAGS) -> list[str]:
-    """Accept the usual shell forms: ``--ckpt a b`` (several values) and bare ``--tta`` flags.
-
-    jsonargparse reads a list option as ``--ckpt+ a --ckpt+ b`` and a flag as ``--tta true``.
-
-    >>> shell_style(["--ckpt", "a.ckpt", "b.ckpt", "--tta", "--output", "out"])
-    ['--ckpt+', 'a.ckpt', '--ckpt+', 'b.ckpt', '--tta=true', '--output', 'out']
-    """
-    out: list[str] = []
-    current = None
-    for arg in argv:
-        if arg.startswith("--"):
-            current = arg if arg in lists else None
-            out.append(f"{arg}=true" if arg in flags else arg)
-            if current:
-                out.pop()
-        elif current:
-            out += [f"{current}+", arg]
-        elif out and out[-1].endswith("=true") and out[-1][:-5] in flags and arg.lower() in ("true", "false"):
-            out[-1] = f"{out[-1][:-5]}={arg.lower()}"  # --tta false: the value was given after all
-        else:
-            out.append(arg)
-    return out
-
-
 def _command_line():
     """``predict`` as the parser sees it: every option but ``console`` (a Python-only argument)."""
     import inspect
@@ -390,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code (2 for a problem with the inputs or the checkpoints)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        command(_command_line(), shell_style(argv), prog=_PROG)
+        command(_command_line(), shell_style(argv, _LISTS, _FLAGS), prog=_PROG)
     except SystemExit as done:  # --help, a parser error, or a BrainSegFounderError (exit 2)
         return done.code if isinstance(done.code, int) else 2
     return 0

@@ -84,7 +84,7 @@ def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code (2 for a problem with the inputs)."""
-    from brainsegfounder.predict import shell_style
+    from brainsegfounder.utils.cli import shell_style
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

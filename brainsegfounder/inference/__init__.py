@@ -24,7 +24,7 @@ import importlib
 
 __all__ = ["CasePrediction", "Predictor", "find_inputs", "sliding_window_probabilities"]
 
-_WHERE = {"CasePrediction": "brainsegfounder.inference.predictor", "Predictor": "brainsegfounder.inference.predictor",
+_WHERE = {"CasePrediction": "brainsegfounder.inference.case_prediction", "Predictor": "brainsegfounder.inference.predictor",
           "find_inputs": "brainsegfounder.inference.inputs",
           "sliding_window_probabilities": "brainsegfounder.models.sliding_window"}
 

@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -48,6 +47,7 @@ from brainsegfounder.data.transforms import (
 )
 from brainsegfounder.evaluation.postprocessing import postprocess as postprocess_label
 from brainsegfounder.inference.calibration import apply_temperature
+from brainsegfounder.inference.case_prediction import CasePrediction
 from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: predictor's public names
     _record,
     accepted_missing,
@@ -77,54 +77,6 @@ CPU_SW_BATCH_SIZE = 1
 __all__ = ["CasePrediction", "Predictor", "load_segmentation", "resolve_device"]
 
 
-
-
-
-
-
-
-
-
-@dataclass
-class CasePrediction:
-    """One case's segmentation on the input's own grid.
-
-    Attributes:
-        case_id: the case's id (the output file is ``<case_id>.nii.gz``).
-        label: uint8 label map (X, Y, Z) in the scheme's convention, shaped like the input.
-        probabilities: float32 (R, X, Y, Z) region probabilities on the same grid.
-        affine: the input's affine (voxel -> mm, as nibabel reads it).
-        header: the first modality's NIfTI header (written with the outputs).
-        spacing: voxel size in mm along the three axes.
-        image: the first modality's voxels on the input grid (the overlay's background).
-        missing: the modalities the case lacked (or that were left out), given as constant channels.
-        entropy: with ``uncertainty``, (X, Y, Z) predictive entropy of the mean probability, the
-            largest over regions (bits, 0..1), on the input grid.
-        variance: with ``uncertainty`` and two members or more, (R, X, Y, Z) variance of the
-            probability across members (checkpoints x mirrorings).
-        quality: with ``uncertainty``, the case's quality score (``1 -`` the Dice the model expects
-            of itself, scaled by what its missing modalities cost; 0..1, higher = look first).
-    """
-
-    case_id: str
-    label: np.ndarray
-    probabilities: np.ndarray
-    affine: np.ndarray
-    header: nib.Nifti1Header
-    spacing: tuple[float, float, float]
-    image: np.ndarray | None = None
-    missing: tuple[str, ...] = ()
-    entropy: np.ndarray | None = None
-    variance: np.ndarray | None = None
-    quality: float | None = None
-
-    @property
-    def expected_dice(self) -> float | None:
-        """``1 - quality``: the Dice the model expects of its label map (higher = better; it means
-        that only when the checkpoints were calibrated, :attr:`Predictor.calibrated`)."""
-        return None if self.quality is None else 1.0 - self.quality
-
-
 class _Calibrated(torch.nn.Module):
     """A network whose logits are divided by per-region temperatures (``brainsegfounder.calibrate``)."""
 
@@ -134,8 +86,6 @@ class _Calibrated(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return apply_temperature(self.network(x), self.temperature)
-
-
 
 
 class Predictor:

@@ -69,7 +69,7 @@ from brainsegfounder.inference.volumes import (  # noqa: F401 - re-exported
 from brainsegfounder.utils.errors import BrainSegFounderError, DataError
 
 if TYPE_CHECKING:  # only annotations: reading the outputs (report) needs no predictor
-    from brainsegfounder.inference.predictor import CasePrediction
+    from brainsegfounder.inference.case_prediction import CasePrediction
 
 __all__ = ["LOCK_FILE", "RECORD_FILE", "OutputRecord", "StagedFiles", "commit_case", "ensure_writable",
            "file_sha256", "inputs_digest", "output_lock", "PARTIAL_FOLDER", "PROBABILITY_FOLDER", "PROVENANCE_FILE",

@@ -151,7 +151,7 @@ def save_overlay(
 
 
 def write_overlay(result, scheme, path: Path) -> None:
-    """The PNG ``predict --png`` writes for a :class:`~brainsegfounder.inference.predictor.CasePrediction`:
+    """The PNG ``predict --png`` writes for a :class:`~brainsegfounder.inference.case_prediction.CasePrediction`:
     the case's image with its label map, titled with the case id and the region volumes."""
     from brainsegfounder.inference.writers import region_volumes
 

@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 from brainsegfounder.utils.errors import BrainSegFounderError
 
-__all__ = ["command", "fail", "guarded"]
+__all__ = ["command", "fail", "guarded", "shell_style"]
 
 
 def fail(err: BaseException | str, status: int = 2) -> NoReturn:
@@ -99,3 +99,29 @@ def command(function: Callable[..., Any], argv: Sequence[str] | None = None, *, 
 
         remove_empty_made()  # a refusal leaves no empty output folder behind
         fail(err)
+
+
+def shell_style(argv: Sequence[str], lists: Sequence[str], flags: Sequence[str]) -> list[str]:
+    """Accept the usual shell forms: ``--ckpt a b`` (several values of a list option in ``lists``) and
+    bare flags (``--tta``, options in ``flags``), as ``predict`` and ``preprocess`` take them.
+
+    jsonargparse reads a list option as ``--ckpt+ a --ckpt+ b`` and a flag as ``--tta true``.
+
+    >>> shell_style(["--ckpt", "a.ckpt", "b.ckpt", "--tta", "--output", "out"], ("--ckpt",), ("--tta",))
+    ['--ckpt+', 'a.ckpt', '--ckpt+', 'b.ckpt', '--tta=true', '--output', 'out']
+    """
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg.startswith("--"):
+            current = arg if arg in lists else None
+            out.append(f"{arg}=true" if arg in flags else arg)
+            if current:
+                out.pop()
+        elif current:
+            out += [f"{current}+", arg]
+        elif out and out[-1].endswith("=true") and out[-1][:-5] in flags and arg.lower() in ("true", "false"):
+            out[-1] = f"{out[-1][:-5]}={arg.lower()}"  # --tta false: the value was given after all
+        else:
+            out.append(arg)
+    return out
