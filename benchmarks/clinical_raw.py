@@ -14,7 +14,10 @@ raw study (head, clinical grids, known motion, DICOM). Then:
    reference's brain voxels, mm), the brain mask's Dice against the generated brain mask (with the
    method's name), the volumes of both predicts (mL) and their relative difference, and the Dice per
    region between the two label maps on the prepared grid (the BraTS-way labels carried there by the
-   known motion, nearest neighbour).
+   known motion region by region: linear interpolation of each region's 0/1 map, kept at 0.5, as
+   nnU-Net resamples segmentations; beside it, carried by nearest neighbour, which earlier runs
+   reported and which costs a thin region several points by itself). ``--compare_only`` measures a
+   finished run's predicts again without predicting.
 
 With ``--diagnose``, two controls per case, to tell the preparation's error from the model's
 sensitivity to the voxel grid: ``control_resampled``: the BraTS-way images merely resampled
@@ -69,7 +72,6 @@ def _volumes(path: Path) -> dict[str, dict[str, float]]:
 def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing: float, spacing: float, grids: str,
             skull_strip: str = "auto", atlas: str | None = None, postprocess: str = "none") -> dict:
     from brainsegfounder.data.layouts import find_cases
-    from brainsegfounder.data.regions import get_scheme
     from brainsegfounder.data.synthetic import generate
     from brainsegfounder.predict import predict
 
@@ -87,10 +89,23 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
     predict(list(ckpt), [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
             spacing=spacing, skull_strip=skull_strip, atlas=atlas, postprocess=postprocess)
     timings["predict_raw_s"] = time.perf_counter() - started
+    return compare(out, {"timings_s": {k: round(v, 1) for k, v in timings.items()}, "cases": {}})
+
+
+def compare(out: Path, results: dict) -> dict:
+    """The figures of the module's step 3 from the predicts under ``out``, per case, into ``results``.
+
+    The two label maps lie on grids a few degrees apart: the BraTS-way one is carried onto the prepared
+    grid region by region (:func:`~brainsegfounder.clinical.truth.carry_label`, the headline
+    ``region_dice_raw_vs_brats``) and, as earlier runs did, by nearest neighbour
+    (``region_dice_raw_vs_brats_nearest``, which costs a thin region several points by itself).
+    """
+    from brainsegfounder.data.layouts import find_cases
+    from brainsegfounder.data.regions import get_scheme
+
     brats, raw = _volumes(out / "pred_brats" / "volumes.csv"), _volumes(out / "pred_raw" / "volumes.csv")
     scheme = get_scheme("brats2021")
-    results = {"timings_s": {k: round(v, 1) for k, v in timings.items()}, "cases": {}}
-    for case in cases:
+    for case in find_cases("brats2021", out / "cases"):
         cid = case.subject_id
         prepared = load_prepared(out / "pred_raw" / "prepared" / cid)
         truth = out / "raw" / "truth" / cid
@@ -102,16 +117,21 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
             true_brain = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, case.images["t1"]))
             brain_dice = dice(mask, true_brain > 0)
         ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
-        theirs = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz"))
-        region_dice = _regions(scheme, ours, theirs)
+        theirs = out / "pred_brats" / f"{cid}.nii.gz"
         volume_diff = {k: (raw[cid][k] - brats[cid][k]) / brats[cid][k] if brats[cid][k] else None for k in brats[cid]}
-        results["cases"][cid] = {
+        results["cases"].setdefault(cid, {}).update({
             "reference": prepared.record["reference"], "registration_error_mm": errors,
             "brain_method": stripping.get("method"), "brain_dice": brain_dice,
             "volumes_brats_ml": brats[cid], "volumes_raw_ml": raw[cid], "volume_relative_difference": volume_diff,
-            "region_dice_raw_vs_brats": region_dice}
+            "region_dice_raw_vs_brats": _regions(scheme, ours, _carried(prepared, truth, theirs, scheme)),
+            "region_dice_raw_vs_brats_nearest": _regions(scheme, ours, _carried(prepared, truth, theirs))})
     (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def _carried(prepared, truth: Path, label: Path, scheme=None):
+    """A label map of the source grid on the prepared grid (region by region given ``scheme``)."""
+    return sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, label, scheme))
 
 
 def _regions(scheme, a, b) -> dict[str, float]:
@@ -149,7 +169,7 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
     volumes = _volumes(out / "pred_on_brats_grid" / "volumes.csv")
     for cid, row in results["cases"].items():
         prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
-        theirs = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz"))
+        theirs = _carried(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz", scheme)
         resampled = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_resampled" / f"{cid}.nii.gz")))
         brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
         oracle = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_on_brats_grid" / f"{cid}.nii.gz")))
@@ -169,7 +189,7 @@ def against_truth(out: Path, results: dict) -> dict:
     for cid, row in results["cases"].items():
         prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
         label = out / "cases" / cid / f"{cid}_seg.nii.gz"
-        truth_here = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, label))
+        truth_here = _carried(prepared, truth, label, scheme)
         brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
         raw = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
         row["brats_vs_truth_dice"] = _regions(scheme, brats, sitk.GetArrayFromImage(sitk.ReadImage(str(label))))
@@ -188,6 +208,8 @@ def summarize(runs: list[Path]) -> str:
             ("volume_relative_difference", "volume raw vs BraTS-way, largest absolute difference %", np.max),
             ("region_dice_raw_vs_brats", "Dice raw vs BraTS-way, mean", np.mean),
             ("region_dice_raw_vs_brats", "Dice raw vs BraTS-way, lowest", np.min),
+            ("region_dice_raw_vs_brats_nearest", "the same carried by nearest neighbour, mean", np.mean),
+            ("region_dice_raw_vs_brats_nearest", "the same carried by nearest neighbour, lowest", np.min),
             ("raw_vs_truth_dice", "raw predict vs truth, mean", np.mean),
             ("brats_vs_truth_dice", "BraTS-way predict vs truth, mean", np.mean))
     figures = [json.loads((run / "clinical_raw.json").read_text())["cases"] for run in runs]
@@ -227,12 +249,14 @@ def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: fl
         on_source = sitk.Resample(sitk.ReadImage(str(fine_label)), sitk.ReadImage(str(out / "cases" / cid / f"{cid}_seg.nii.gz")),
                                   sitk.Transform(), sitk.sitkNearestNeighbor, 0)
         sitk.WriteImage(on_source, str(out / "fine" / cid / "seg_on_source_grid.nii.gz"))
-        ideal = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, fine_label))
-        carried = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, out / "fine" / cid / "seg_on_source_grid.nii.gz"))
+        on_source_path = out / "fine" / cid / "seg_on_source_grid.nii.gz"
+        ideal, carried = _carried(prepared, truth, fine_label, scheme), _carried(prepared, truth, on_source_path, scheme)
         source = sitk.GetArrayFromImage(on_source)
         voxel_ml = float(np.prod(prepared.record["grid"]["spacing"])) / 1000
         row["floor_truth_spacing_mm"] = fine_spacing
         row["floor_dice"] = _regions(scheme, ideal, carried)
+        row["floor_dice_nearest"] = _regions(scheme, _carried(prepared, truth, fine_label),
+                                             _carried(prepared, truth, on_source_path))
         row["floor_volume_relative_difference"] = {
             f"{name}_ml": (float(a.sum()) * voxel_ml - float(b.sum()) * source_spacing**3 / 1000)
             / max(float(b.sum()) * source_spacing**3 / 1000, 1e-9)
@@ -291,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
     parser.add_argument("--floor", action="store_true", help="also the perfect model's agreement (module's text)")
     parser.add_argument("--floor_only", action="store_true", help="only add the floor to --out's finished figures")
+    parser.add_argument("--compare_only", action="store_true", help="only measure --out's finished predicts again "
+                        "(no predict; --truth and --floor add their rows)")
     parser.add_argument("--truth", action="store_true", help="also each predict against the generator's truth")
     parser.add_argument("--cases_from", type=Path, help="an earlier --out: link its generated cases (same cases, "
                         "another checkpoint)")
@@ -307,9 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("cases", "raw", "fine"):
             if (args.cases_from / name).is_dir() and not (args.out / name).exists():
                 (args.out / name).symlink_to((args.cases_from / name).resolve(), target_is_directory=True)
-    if args.floor_only:  # add the floor to a finished run's figures
+    if args.floor_only or args.compare_only:  # a finished run's predicts: measured again, or the floor added
         results = json.loads((args.out / "clinical_raw.json").read_text())
-        args.floor = True
+        args.floor = args.floor or args.floor_only
+        if args.compare_only:
+            results = compare(args.out, results)
     else:
         results = measure(args.ckpt, args.out, args.subjects, args.seed, args.source_spacing, args.spacing,
                           args.grids, args.skull_strip, args.atlas, args.postprocess)
@@ -330,9 +358,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {key}: BraTS-way {row['volumes_brats_ml'][key]:.2f}, raw DICOM {row['volumes_raw_ml'][key]:.2f}"
                   f" ({100 * diff:+.1f}%)" if diff is not None else f"  {key}: empty")
         for key, title in (("region_dice_raw_vs_brats", "Dice raw vs BraTS-way"),
+                           ("region_dice_raw_vs_brats_nearest", "the same, carried by nearest neighbour"),
                            ("control_resampled_dice", "control: BraTS-way resampled onto the prepared grid vs BraTS-way"),
                            ("on_brats_grid_dice", "raw prepared on the BraTS-way grid vs BraTS-way"),
                            ("floor_dice", "a perfect model's floor (the grids alone)"),
+                           ("floor_dice_nearest", "the floor, carried by nearest neighbour"),
                            ("brats_vs_truth_dice", "BraTS-way predict vs the truth"),
                            ("raw_vs_truth_dice", "raw predict vs the truth carried to the prepared grid")):
             if key in row:
