@@ -20,6 +20,9 @@ key                              what it holds                                  
 :data:`SUBSET_DICE_KEY`          validation Dice per region for each subset of the     ``calibrate``
                                  modalities (``"flair+t1" -> [...]``)
 :data:`WANDB_RUN_ID_KEY`         the W&B run the checkpoint belongs to                  ``fit`` (callback)
+:data:`POSTPROCESS_KEY`          the post-processing rule its validation chose, with   ``fit`` (tumour
+                                 both mean Dice figures (``predict --postprocess       schemes)
+                                 auto`` applies it)
 ===============================  ===================================================  =====================
 
 The modality list is read back one way, :func:`modalities_of` (the preprocessing record's, else
@@ -49,8 +52,8 @@ from typing import Any
 from brainsegfounder.utils.errors import WeightsError
 from brainsegfounder.utils.safe_load import non_finite_tensors, safe_load
 
-__all__ = ["FLAG_CASES_KEY", "FLAG_THRESHOLD_KEY", "PREPROCESSING_KEY", "SUBSET_DICE_KEY", "TEMPERATURE_KEY",
-           "WANDB_RUN_ID_KEY", "modalities_of", "preprocessing_of", "read_checkpoint", "refuse_non_finite"]
+__all__ = ["FLAG_CASES_KEY", "FLAG_THRESHOLD_KEY", "POSTPROCESS_KEY", "PREPROCESSING_KEY", "SUBSET_DICE_KEY",
+           "TEMPERATURE_KEY", "WANDB_RUN_ID_KEY", "modalities_of", "preprocessing_of", "read_checkpoint", "refuse_non_finite"]
 
 #: Key of the :class:`~brainsegfounder.data.transforms.PreprocessingRecord` of training (a dict).
 PREPROCESSING_KEY = "brainsegfounder_preprocessing"
@@ -70,6 +73,10 @@ FLAG_CASES_KEY = "brainsegfounder_flag_cases"
 SUBSET_DICE_KEY = "brainsegfounder_subset_dice"
 #: Key of the W&B run a checkpoint belongs to (see ``training.callbacks.RunIdentity``).
 WANDB_RUN_ID_KEY = "wandb_run_id"
+#: Key of the post-processing choice of a multi-region (tumour) checkpoint's validation, a dict
+#: ``{"rule": "largest" | "none", "val_dice_mean": ..., "val_dice_mean_largest": ...}``
+#: (:func:`brainsegfounder.evaluation.postprocessing.choose_rule`).
+POSTPROCESS_KEY = "brainsegfounder_postprocess"
 
 
 def refuse_non_finite(state: Mapping[str, Any], source: str) -> None:

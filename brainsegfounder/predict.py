@@ -149,7 +149,9 @@ def predict(
             onnxruntime packages).
         postprocess: none, or largest: keep only the largest connected lesion, all labels as one (nnU-Net's
             rule; for one-lesion diseases such as glioma, never for stroke, metastases or MS). Removes
-            islands of false oedema far from the tumour; measured in docs/clinical.md.
+            islands of false oedema far from the tumour; measured in docs/clinical.md. auto: the rule the
+            checkpoint's own validation chose (fit stores it for tumour schemes: largest where it raised
+            the mean Dice; none for older checkpoints and one-region lesion tasks), said in one line.
         report: also write provenance.json and the offline HTML report (report.html) into --output.
         preprocess: prepare every input (a study folder: DICOM files, or one NIfTI file per series, each
             on its own grid, skull on) as the model was trained before predicting (docs/clinical.md);
@@ -190,6 +192,10 @@ def predict(
                                            sw_batch_size=sw_batch_size, roi_size=roi_size,
                                            threshold=threshold, precision=precision, modalities=modalities,
                                            fast=fast, engine=engine, postprocess=postprocess)
+    if postprocess == "auto":
+        console.print(f"--postprocess auto: {predictor.postprocess} ({escape(predictor.postprocess_reason)})",
+                      soft_wrap=True)
+    postprocess = predictor.postprocess  # the rule applied
     cutoff, flag_cases, flag_source = flag_rule_of(predictor, flag_below, uncertainty, console)  # may refuse
     prepared = {c.case_id: c for c in _prepare(input, output, predictor, preprocess, series, skull_strip, spacing,
                                                  reference, overwrite, console, atlas)}

@@ -13,6 +13,11 @@ false oedema per case, and WT Dice against the truth went from 0.872 to 0.933 (m
 It is the wrong rule for diseases with several lesions (stroke, metastases, MS): there it would
 delete real lesions, so it is off by default, and a user turns it on for one-lesion diseases.
 
+Like nnU-Net, which chooses its rule on cross-validation and applies the choice on request, a
+multi-region (tumour) checkpoint carries the choice of its own validation brains
+(:func:`choose_rule`: the rule with the higher mean Dice, ``fit`` stores it), and
+``predict --postprocess auto`` applies that choice (:func:`resolve_rule`).
+
 Components are scipy's (``scipy.ndimage.label``, 26-connected); MONAI's
 ``KeepLargestConnectedComponent`` does the same but needs scikit-image, which the base install
 does not carry; what is written here is only the choice of which component to keep.
@@ -34,13 +39,15 @@ from scipy import ndimage
 
 from brainsegfounder.utils.errors import ConfigError
 
-__all__ = ["POSTPROCESSING", "islands_note", "keep_largest_lesion", "postprocess"]
+__all__ = ["POSTPROCESSING", "choose_rule", "islands_note", "keep_largest_lesion", "postprocess", "resolve_rule"]
 
 #: ``predict`` mentions islands from this much volume outside the largest lesion (mL).
 ISLANDS_NOTE_ML = 1.0
 
-#: The rules ``predict --postprocess`` accepts.
+#: The rules a label map can be given.
 POSTPROCESSING = ("none", "largest")
+#: What ``predict --postprocess`` accepts: a rule, or ``auto`` (the checkpoint's own choice).
+POSTPROCESS_OPTIONS = (*POSTPROCESSING, "auto")
 
 
 def keep_largest_lesion(label: np.ndarray) -> np.ndarray:
@@ -82,3 +89,43 @@ def islands_note(label: np.ndarray, spacing, case_id: str, min_ml: float = ISLAN
     return (f"{case_id}: {ml:.1f} mL of the label map lies outside its largest lesion ({others} other "
             f"component{'s' if others != 1 else ''}); for a one-lesion disease (glioma) --postprocess largest "
             f"removes {'them' if others != 1 else 'it'} from the map and the volumes.")
+
+
+def choose_rule(dice_mean: float, dice_mean_largest: float) -> dict:
+    """The rule a run's validation chooses: ``largest`` only where it raised the mean Dice.
+
+    >>> choose_rule(0.8827, 0.8923)["rule"]
+    'largest'
+    >>> choose_rule(0.90, 0.90)["rule"]  # no better: the map is left as the network drew it
+    'none'
+    """
+    return {"rule": "largest" if dice_mean_largest > dice_mean else "none",
+            "val_dice_mean": float(dice_mean), "val_dice_mean_largest": float(dice_mean_largest)}
+
+
+def resolve_rule(rule: str, choices: list[dict | None]) -> tuple[str, str]:
+    """The rule to apply for ``--postprocess rule`` and the checkpoints' stored ``choices``, and why.
+
+    ``auto`` applies ``largest`` only when every checkpoint of the ensemble chose it on its own
+    validation; a checkpoint without a choice (older, or a one-region lesion task) counts as ``none``.
+
+    >>> resolve_rule("auto", [{"rule": "largest", "val_dice_mean": 0.88, "val_dice_mean_largest": 0.89}])
+    ('largest', "the checkpoint's validation chose largest (mean Dice 0.8900 with it, 0.8800 without)")
+    >>> resolve_rule("auto", [None])[0]
+    'none'
+    >>> resolve_rule("largest", [None])
+    ('largest', '--postprocess largest')
+    """
+    if rule not in POSTPROCESS_OPTIONS:
+        raise ConfigError(f"--postprocess {rule!r}: choose one of {', '.join(POSTPROCESS_OPTIONS)}.")
+    if rule != "auto":
+        return rule, f"--postprocess {rule}"
+    if any(c is None for c in choices):
+        return "none", "a checkpoint carries no validation choice (older, or a one-lesion-region task)"
+    figures = "; ".join(f"mean Dice {c['val_dice_mean_largest']:.4f} with it, {c['val_dice_mean']:.4f} without"
+                        for c in choices)
+    chosen = {c["rule"] for c in choices}
+    if chosen == {"largest"}:
+        whose = "the checkpoint's validation" if len(choices) == 1 else "every checkpoint's validation"
+        return "largest", f"{whose} chose largest ({figures})"
+    return "none", f"the validation did not choose largest ({figures})"

@@ -46,6 +46,7 @@ from brainsegfounder.data.transforms import (
     preprocessing,
 )
 from brainsegfounder.evaluation.postprocessing import postprocess as postprocess_label
+from brainsegfounder.evaluation.postprocessing import resolve_rule
 from brainsegfounder.inference.calibration import apply_temperature
 from brainsegfounder.inference.case_prediction import CasePrediction
 from brainsegfounder.inference.loading import (  # noqa: F401 - re-exported: predictor's public names
@@ -115,7 +116,9 @@ class Predictor:
         engine: ``torch``, or ``onnxruntime`` (the network exported once to ONNX and run by ONNX
             Runtime on the CPU; the same windows, logits within 1e-3).
         postprocess: ``none``, or ``largest``: keep only the largest connected lesion (one-lesion
-            diseases such as glioma; :mod:`brainsegfounder.evaluation.postprocessing`).
+            diseases such as glioma; :mod:`brainsegfounder.evaluation.postprocessing`), or ``auto``:
+            the rule the checkpoints' validation chose (``largest`` only if every member chose it);
+            :attr:`postprocess` holds the rule applied, :attr:`postprocess_reason` why.
 
     Attributes:
         replace_non_finite: set NaN/Inf input voxels to 0 before the preprocessing (``predict
@@ -137,8 +140,8 @@ class Predictor:
         self.modules = list(modules)
         self.device = resolve_device(device)
         self.tta, self.precision = tta, precision
-        self.postprocess = postprocess
-        postprocess_label(np.zeros((1, 1, 1), np.uint8), postprocess)  # refuses an unknown rule now
+        self.postprocess, self.postprocess_reason = resolve_rule(  # refuses an unknown rule now
+            postprocess, [getattr(m, "postprocess_choice", None) for m in self.modules])
         first = self.modules[0]
         self.roi_sizes = [as_triple(roi_size) if roi_size is not None else m.roi_size for m in self.modules]
         default_batch = CPU_SW_BATCH_SIZE if self.device.type == "cpu" else None

@@ -17,10 +17,16 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from brainsegfounder.checkpoints import FLAG_CASES_KEY, FLAG_THRESHOLD_KEY, SUBSET_DICE_KEY, TEMPERATURE_KEY
+from brainsegfounder.checkpoints import (
+    FLAG_CASES_KEY,
+    FLAG_THRESHOLD_KEY,
+    POSTPROCESS_KEY,
+    SUBSET_DICE_KEY,
+    TEMPERATURE_KEY,
+)
 from brainsegfounder.data.datamodule import as_triple, images_to_tensor
 from brainsegfounder.data.regions import SCHEMES, RegionScheme, get_scheme
-from brainsegfounder.evaluation.postprocessing import keep_largest_lesion
+from brainsegfounder.evaluation.postprocessing import choose_rule, keep_largest_lesion
 from brainsegfounder.metrics import dice_per_channel, lesion_f1
 from brainsegfounder.models.backbone import DEFAULT_BACKBONE, Backbone
 from brainsegfounder.models.sliding_window import sliding_window_probabilities
@@ -65,7 +71,9 @@ class SegmentationModule(BackboneTask):
 
     Validation and test log the Dice per region and its mean; with several regions also
     ``dice_mean_largest``: the mean once the label map keeps only its largest connected lesion
-    (``predict --postprocess largest``), so a run shows on its own brains whether that rule helps.
+    (``predict --postprocess largest``), so a run shows on its own brains whether that rule helps;
+    each checkpoint stores the choice of the validation it was saved after (``predict --postprocess
+    auto`` applies it).
     """
 
     def __init__(
@@ -98,6 +106,8 @@ class SegmentationModule(BackboneTask):
         names = [f"dice_{n.lower()}" for n in self.scheme.names] + ["dice_mean"]
         names += ["lesion_f1"] if self.scheme.num_regions == 1 else []
         self.val_means = torch.nn.ModuleDict({f"val_{n}": MeanMetric() for n in names})
+        #: The post-processing rule the latest validation chose (:func:`choose_rule`), saved with checkpoints.
+        self.postprocess_choice: dict | None = None
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -116,8 +126,18 @@ class SegmentationModule(BackboneTask):
     def record_fields(self) -> dict:
         return {**super().record_fields(), "scheme": self.scheme.name, "roi_size": self.roi_size}
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        metrics = self.trainer.callback_metrics if self._trainer is not None else {}
+        if "val/dice_mean" in metrics and "val/dice_mean_largest" in metrics:  # the latest validation's
+            self.postprocess_choice = choose_rule(float(metrics["val/dice_mean"]),
+                                                  float(metrics["val/dice_mean_largest"]))
+        if self.postprocess_choice is not None:
+            checkpoint[POSTPROCESS_KEY] = self.postprocess_choice
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
+        self.postprocess_choice = checkpoint.get(POSTPROCESS_KEY)
         # Written by `brainsegfounder.calibrate` into a calibrated copy; the predictor applies them.
         self.temperature = checkpoint.get(TEMPERATURE_KEY)
         self.flag_threshold = checkpoint.get(FLAG_THRESHOLD_KEY)

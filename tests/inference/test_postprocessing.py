@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from brainsegfounder.evaluation.postprocessing import islands_note, keep_largest_lesion, postprocess
+from brainsegfounder.evaluation.postprocessing import (
+    islands_note,
+    keep_largest_lesion,
+    postprocess,
+    resolve_rule,
+)
 from brainsegfounder.inference.writers import VOLUMES_FILE
 from brainsegfounder.predict import main
 from brainsegfounder.utils.errors import ConfigError
@@ -35,6 +40,19 @@ def test_the_largest_lesion_keeps_its_labels_and_islands_go():
     assert keep_largest_lesion(empty) is empty and postprocess(label, "none") is label
     with pytest.raises(ConfigError, match="--postprocess 'biggest': choose one of none, largest"):
         postprocess(label, "biggest")
+    with pytest.raises(ConfigError, match="--postprocess 'biggest': choose one of none, largest, auto"):
+        resolve_rule("biggest", [None])
+
+
+def test_auto_applies_every_members_own_choice():
+    chose = [{"rule": "largest", "val_dice_mean": 0.88, "val_dice_mean_largest": 0.89}]
+    declined = [{"rule": "none", "val_dice_mean": 0.90, "val_dice_mean_largest": 0.89}]
+    assert resolve_rule("auto", chose * 2) == ("largest", "every checkpoint's validation chose largest (mean Dice "
+                                                          "0.8900 with it, 0.8800 without; mean Dice 0.8900 with it, "
+                                                          "0.8800 without)")
+    assert resolve_rule("auto", chose + declined)[0] == "none"  # one member declined: the maps are left whole
+    assert resolve_rule("auto", chose + [None])[0] == "none"  # an older member has no choice
+    assert resolve_rule("none", chose) == ("none", "--postprocess none")  # an explicit rule wins
 
 
 def test_predict_largest_writes_one_lesion_and_its_volume(checkpoint, two_cases, tmp_path, capsys):
@@ -88,3 +106,39 @@ def test_validation_logs_the_dice_predict_largest_would_give():
     largest = module._largest_lesion_dice(probabilities, y)
     assert largest.shape == (1,) and float(largest[0]) == pytest.approx(1.0)
     assert float(plain) == pytest.approx((2 + 2 * 512 / (512 + 576)) / 3)  # WT lost to the island: 512 vs 576 voxels
+
+
+def test_predict_auto_applies_the_choice_the_checkpoint_carries(checkpoint, two_cases, tmp_path, capsys):
+    """The one-step checkpoint with a stored choice set each way: ``auto`` follows it and says so (that fit
+    stores the choice of its validation is asserted in tests/tasks/test_segmentation_fit.py)."""
+    import torch
+
+    from brainsegfounder.checkpoints import POSTPROCESS_KEY
+
+    stored = torch.load(checkpoint, weights_only=True)  # a fit without validation: no choice stored
+    outputs = {}
+    for rule in ("largest", "none"):
+        chosen = tmp_path / f"chose_{rule}.ckpt"
+        torch.save({**stored, POSTPROCESS_KEY: {"rule": rule, "val_dice_mean": 0.5, "val_dice_mean_largest": 0.6}},
+                   chosen)
+        capsys.readouterr()
+        outputs[rule] = tmp_path / f"auto_{rule}"
+        assert main(["--ckpt", str(chosen), "--input", str(two_cases), "--device", "cpu", "--output",
+                     str(outputs[rule]), "--postprocess", "auto"]) == 0
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"--postprocess auto: {rule} (" in said and "mean Dice 0.6000 with it, 0.5000 without" in said
+    for case in sorted(p.name for p in two_cases.iterdir()):
+        plain = np.asanyarray(nib.load(outputs["none"] / f"{case}.nii.gz").dataobj)
+        kept = np.asanyarray(nib.load(outputs["largest"] / f"{case}.nii.gz").dataobj)
+        np.testing.assert_array_equal(kept, keep_largest_lesion(plain))
+    # A checkpoint without a choice (no validation, or written before fit stored it): auto leaves the maps whole.
+    older = tmp_path / "older.ckpt"
+    torch.save({k: v for k, v in stored.items() if k != POSTPROCESS_KEY}, older)
+    capsys.readouterr()
+    assert main(["--ckpt", str(older), "--input", str(two_cases), "--device", "cpu", "--output",
+                 str(tmp_path / "auto_older"), "--postprocess", "auto"]) == 0
+    assert "--postprocess auto: none (a checkpoint carries no validation choice" in " ".join(
+        capsys.readouterr().err.split())
+    for case in sorted(p.name for p in two_cases.iterdir()):
+        np.testing.assert_array_equal(np.asanyarray(nib.load(tmp_path / "auto_older" / f"{case}.nii.gz").dataobj),
+                                      np.asanyarray(nib.load(outputs["none"] / f"{case}.nii.gz").dataobj))

@@ -33,6 +33,16 @@ def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, t
     logged = {k for row in rows for k, v in row.items() if v}
     assert {"val/dice_tc", "val/dice_wt", "val/dice_et", "val/dice_mean", "val/dice_mean_largest",
             "train/loss"} <= logged
+    # Each checkpoint carries the post-processing choice of the validation it was saved after
+    # (predict --postprocess auto): here the one validation at step 2.
+    from brainsegfounder.checkpoints import POSTPROCESS_KEY
+
+    validated = next(row for row in rows if row.get("val/dice_mean"))
+    for path in log_dir.rglob("*.ckpt"):
+        choice = torch.load(path, weights_only=True)[POSTPROCESS_KEY]
+        plain, largest = float(validated["val/dice_mean"]), float(validated["val/dice_mean_largest"])
+        assert choice == {"rule": "largest" if largest > plain else "none", "val_dice_mean": pytest.approx(plain),
+                          "val_dice_mean_largest": pytest.approx(largest)}
     # demo.yaml holds out a test fold: the best checkpoint is scored on it once (issue 17).
     assert set(cli.best_metrics) >= {"test/dice_wt", "test/dice_mean", "val/dice_mean"}
     # The data module drove the model (link_arguments): demo.yaml gives no channels, regions or window.
