@@ -294,7 +294,7 @@ def predict(
                     from brainsegfounder.clinical.native import write_back
 
                     legend = {value: name for value, (name, _) in predictor.scheme.legend.items()}
-                    write_back(prepared[sid], label_path, output, legend, overwrite=overwrite)
+                    write_back(prepared[sid], label_path, output, legend, overwrite=overwrite, scheme=predictor.scheme)
                 progress.advance(task)
                 if not console.is_terminal:  # a log file (a batch job) sees no bar: one line per case
                     sizes = ", ".join(f"{n.upper()} {row[f'{n}_ml']:.1f} mL" for n in predictor.scheme.names)

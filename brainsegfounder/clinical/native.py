@@ -1,16 +1,29 @@
 """Results where the radiologist looks: the label map on every input series' own grid, and a DICOM SEG.
 
 :func:`native_labels` maps a label map of the prepared grid back onto each series of the study
-(the inverse of the series' registration transform, nearest neighbour), on the series' exact
-voxel grid as its DICOM files (or NIfTI file) define it. :func:`write_dicom_seg` writes one of
+(the inverse of the series' registration transform), on the series' exact voxel grid as its DICOM
+files (or NIfTI file) define it, region by region (:func:`carry_label`): a label map carried onto
+another grid by nearest neighbour loses up to half a voxel at every boundary, which costs a thin
+region (BraTS's enhancing rim) several points of Dice on grids a few degrees apart; each region is
+instead resampled as a 0/1 image, linearly, and kept where at least half of it is inside, as
+nnU-Net resamples segmentations. Measured (docs/clinical.md): a perfect prepared-grid map written
+back onto the rotated and thick-slice series of four synthetic studies agrees with the truth there
+at ET Dice 0.945-0.974 this way, 0.919-0.961 by nearest neighbour. :func:`write_dicom_seg` writes one of
 them as a DICOM Segmentation (highdicom) whose frames reference the source series' instances, one
 segment per label value of the region scheme (BraTS 2021: necrotic core 1, oedema 2, enhancing
 tumour 4), made for a DICOM viewer to show over that series (read back with highdicom in the
 tests). Glue over SimpleITK and highdicom.
 
 Example:
+    >>> import numpy as np, SimpleITK as sitk
+    >>> from brainsegfounder.data.regions import get_scheme
+    >>> label = np.zeros((6, 6, 6), np.uint8); label[1:5, 1:5, 1:5] = 2; label[2:4, 2:4, 2:4] = 4
+    >>> image = sitk.GetImageFromArray(label)
+    >>> moved = carry_label(image, image, sitk.TranslationTransform(3, (0.4, 0, 0)), get_scheme("brats2021"))
+    >>> bool((sitk.GetArrayFromImage(moved) == label).all())  # less than half a voxel: the same voxels
+    True
     >>> from brainsegfounder.clinical.native import native_labels  # doctest: +SKIP
-    >>> maps = native_labels(prepared_case, "runs/pred/BraTS2021_00000.nii.gz")  # doctest: +SKIP
+    >>> maps = native_labels(prepared_case, "runs/pred/BraTS2021_00000.nii.gz", scheme)  # doctest: +SKIP
     >>> sorted(maps)  # doctest: +SKIP
     ['flair', 't1', 't1ce', 't2']
 """
@@ -26,15 +39,37 @@ from brainsegfounder.clinical.prepare import PreparedCase, write_image
 from brainsegfounder.data.geometry import image_of_geometry
 from brainsegfounder.utils.optional import require
 
-__all__ = ["native_labels", "write_dicom_seg", "read_dicom_seg", "write_back", "NATIVE_FOLDER", "SEG_FOLDER"]
+__all__ = ["carry_label", "native_labels", "write_dicom_seg", "read_dicom_seg", "write_back", "NATIVE_FOLDER", "SEG_FOLDER"]
 
 #: Under predict's --output: label maps on each series' own grid, and the DICOM SEGs.
 NATIVE_FOLDER = "native"
 SEG_FOLDER = "dicom_seg"
 
 
-def native_labels(case: PreparedCase, label_path: str | Path) -> dict:
-    """``{modality: SimpleITK uint8 label map on that series' own grid}`` from the prepared-grid labels."""
+def carry_label(label, grid, transform, scheme=None):
+    """A SimpleITK label map carried onto ``grid`` through ``transform`` (grid points -> label's points),
+    region by region: linear interpolation of each region's 0/1 image, kept where it is at least 0.5,
+    painted back as :meth:`RegionScheme.label_from_channels` does (the module's text says why);
+    without a ``scheme``, nearest neighbour (any label values)."""
+    import SimpleITK as sitk
+
+    if scheme is None:
+        return sitk.Resample(label, grid, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    channels = scheme.channel_masks(sitk.GetArrayViewFromImage(label))
+    moved = []
+    for channel in channels:
+        image = sitk.GetImageFromArray(channel.astype(np.float32))
+        image.CopyInformation(label)
+        resampled = sitk.Resample(image, grid, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        moved.append(sitk.GetArrayViewFromImage(resampled) >= 0.5)
+    out = sitk.GetImageFromArray(scheme.label_from_channels(np.stack(moved)))
+    out.CopyInformation(grid)
+    return out
+
+
+def native_labels(case: PreparedCase, label_path: str | Path, scheme=None) -> dict:
+    """``{modality: SimpleITK uint8 label map on that series' own grid}`` from the prepared-grid labels,
+    carried region by region given the region ``scheme`` (:func:`carry_label`), else nearest neighbour."""
     import SimpleITK as sitk
 
     label = sitk.ReadImage(str(label_path))
@@ -42,7 +77,7 @@ def native_labels(case: PreparedCase, label_path: str | Path) -> dict:
     for modality, info in case.record["series"].items():
         grid = image_of_geometry(info["native_grid"])
         to_prepared = case.transform(modality).GetInverse()  # native points -> prepared points
-        out[modality] = sitk.Resample(label, grid, to_prepared, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        out[modality] = sitk.Cast(carry_label(label, grid, to_prepared, scheme), sitk.sitkUInt8)
     return out
 
 
@@ -139,14 +174,15 @@ def read_dicom_seg(path: str | Path, source_files: list[Path]) -> np.ndarray:
 
 
 def write_back(case: PreparedCase, label_path: str | Path, output: str | Path, legend: dict[int, str],
-               seg_on: str = "flair", overwrite: bool = False) -> list[Path]:
+               seg_on: str = "flair", overwrite: bool = False, scheme=None) -> list[Path]:
     """Write ``output/native/<case_id>_<modality>.nii.gz`` for every series and, for a DICOM study,
     ``output/dicom_seg/<case_id>_<series>.dcm`` on ``seg_on``'s series (else the reference's).
 
-    Files that exist are kept unless ``overwrite``. Returns the files written.
+    Labels are carried region by region given the region ``scheme`` (predict gives it), else by
+    nearest neighbour. Files that exist are kept unless ``overwrite``. Returns the files written.
     """
     output = Path(output)
-    maps = native_labels(case, label_path)
+    maps = native_labels(case, label_path, scheme)
     written = []
     for modality, image in maps.items():
         path = output / NATIVE_FOLDER / f"{case.case_id}_{modality}.nii.gz"

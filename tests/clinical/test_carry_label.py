@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from brainsegfounder.clinical.truth import carry_label, dice
+from brainsegfounder.clinical.native import carry_label
+from brainsegfounder.clinical.truth import dice
 from brainsegfounder.data.regions import get_scheme
 
 

@@ -19,17 +19,19 @@ import SimpleITK as sitk
 from brainsegfounder.clinical.native import read_dicom_seg, write_back
 from brainsegfounder.clinical.prepare import write_image
 from brainsegfounder.clinical.truth import dice, truth_on_prepared
+from brainsegfounder.data.regions import get_scheme
 from tests.clinical.conftest import CASE, MODALITIES
 
 LEGEND = {1: "necrotic tumour core", 2: "peritumoral oedema", 4: "enhancing tumour"}
+SCHEME = get_scheme("brats2021")
 
 
 def test_the_true_labels_go_back_onto_every_native_grid_and_into_a_dicom_seg(prepared, raw_study, tmp_path):
     truth = raw_study / "raw" / "truth" / CASE
-    label = truth_on_prepared(prepared, truth, raw_study / "cases" / CASE / f"{CASE}_seg.nii.gz")
+    label = truth_on_prepared(prepared, truth, raw_study / "cases" / CASE / f"{CASE}_seg.nii.gz", SCHEME)
     label_path = tmp_path / f"{CASE}.nii.gz"
     write_image(sitk.Cast(label, sitk.sitkUInt8), label_path)
-    written = write_back(prepared, label_path, tmp_path / "out", LEGEND)
+    written = write_back(prepared, label_path, tmp_path / "out", LEGEND, scheme=SCHEME)
     assert {p.name for p in written} == {*(f"{CASE}_{m}.nii.gz" for m in MODALITIES), f"{CASE}_flair.dcm"}
     for modality in MODALITIES:
         native = sitk.ReadImage(str(tmp_path / "out" / "native" / f"{CASE}_{modality}.nii.gz"))
