@@ -222,7 +222,8 @@ def summarize(runs: list[Path]) -> str:
                 cells.append("-")
                 continue
             values = [over_cases([abs(v[k]) * 100 if volume else v[k] for v in per_case]) for k in per_case[0]]
-            cells.append(" / ".join(f"{v:.1f}" if volume else f"{v:.3f}" for v in values))
+            # Four decimals: a Dice of 0.9496 printed as 0.950 would read as meeting a 0.95 target.
+            cells.append(" / ".join(f"{v:.1f}" if volume else f"{v:.4f}" for v in values))
         lines.append(f"| {title} (TC / WT / ET) | " + " | ".join(cells) + " |")
     cases = sorted({cid for c in figures for cid in c})
     lines.append(f"\n{len(cases)} case(s): {', '.join(cases)}.")
