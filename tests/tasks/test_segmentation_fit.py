@@ -21,7 +21,7 @@ def _fit(root, run_dir, *extra):
                      f"--trainer.logger.init_args.save_dir={run_dir}", *extra])
 
 
-def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, tmp_path):
+def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, tmp_path, capsys):
     cli = _fit(brats2021_root, tmp_path, "--trainer.max_steps=2", "--trainer.val_check_interval=2",
                "--trainer.num_sanity_val_steps=0", "--trainer.log_every_n_steps=1",
                "--data.init_args.batch_size=1")
@@ -43,6 +43,8 @@ def test_short_fit_writes_checkpoints_split_config_and_metrics(brats2021_root, t
         plain, largest = float(validated["val/dice_mean"]), float(validated["val/dice_mean_largest"])
         assert choice == {"rule": "largest" if largest > plain else "none", "val_dice_mean": pytest.approx(plain),
                           "val_dice_mean_largest": pytest.approx(largest)}
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"post-processing: its validation chose {choice['rule']} (mean Dice {largest:.4f} keeping" in said
     # demo.yaml holds out a test fold: the best checkpoint is scored on it once (issue 17).
     assert set(cli.best_metrics) >= {"test/dice_wt", "test/dice_mean", "val/dice_mean"}
     # The data module drove the model (link_arguments): demo.yaml gives no channels, regions or window.
