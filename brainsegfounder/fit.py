@@ -296,12 +296,10 @@ def report_best(cli: LightningCLI) -> dict[str, float]:
         title, prefix = "validation metrics of the best checkpoint", "val/"
     if trainer.is_global_zero:
         print_metrics(metrics, title=title, prefix=prefix, source=best)
-        choice = getattr(cli.model, "postprocess_choice", None)  # read back with the best checkpoint
-        if choice:
-            _console.print(f"post-processing: its validation chose [bold]{choice['rule']}[/] (mean Dice "
-                           f"{choice['val_dice_mean_largest']:.4f} keeping the largest lesion, "
-                           f"{choice['val_dice_mean']:.4f} without); `predict --postprocess auto` applies that choice.",
-                           soft_wrap=True)
+        if choice := getattr(cli.model, "postprocess_choice", None):  # read back with the best checkpoint
+            from brainsegfounder.evaluation.postprocessing import describe_choice
+
+            _console.print(describe_choice(choice), soft_wrap=True, markup=False)
     return metrics
 
 

@@ -39,7 +39,7 @@ from scipy import ndimage
 
 from brainsegfounder.utils.errors import ConfigError
 
-__all__ = ["POSTPROCESSING", "choose_rule", "islands_note", "keep_largest_lesion", "postprocess", "resolve_rule"]
+__all__ = ["POSTPROCESSING", "choose_rule", "describe_choice", "islands_note", "keep_largest_lesion", "postprocess", "resolve_rule"]
 
 #: ``predict`` mentions islands from this much volume outside the largest lesion (mL).
 ISLANDS_NOTE_ML = 1.0
@@ -101,6 +101,18 @@ def choose_rule(dice_mean: float, dice_mean_largest: float) -> dict:
     """
     return {"rule": "largest" if dice_mean_largest > dice_mean else "none",
             "val_dice_mean": float(dice_mean), "val_dice_mean_largest": float(dice_mean_largest)}
+
+
+def describe_choice(choice: dict) -> str:
+    """The line ``fit`` ends with: the rule the best checkpoint's validation chose, and both figures.
+
+    >>> describe_choice(choose_rule(0.8827, 0.8923))  # doctest: +NORMALIZE_WHITESPACE
+    'post-processing: its validation chose largest (mean Dice 0.8923 keeping the largest lesion, 0.8827 without);
+     `predict --postprocess auto` applies that choice.'
+    """
+    return (f"post-processing: its validation chose {choice['rule']} (mean Dice {choice['val_dice_mean_largest']:.4f} "
+            f"keeping the largest lesion, {choice['val_dice_mean']:.4f} without); `predict --postprocess auto` "
+            "applies that choice.")
 
 
 def resolve_rule(rule: str, choices: list[dict | None]) -> tuple[str, str]:
