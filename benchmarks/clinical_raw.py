@@ -20,9 +20,9 @@ raw study (head, clinical grids, known motion, DICOM). Then:
    finished run's predicts again without predicting.
 
 With ``--diagnose``, two controls per case, to tell the preparation's error from the model's
-sensitivity to the voxel grid: ``control_resampled``: the BraTS-way images merely resampled
-(linear) onto the prepared grid through the known motion, predicted and compared with the
-BraTS-way labels; ``on_brats_grid``: the raw series resampled onto the BraTS-way grid itself (the
+sensitivity to the voxel grid: ``control_resampled``: the BraTS-way images merely resampled (as
+the raw path's preparation recorded: B-spline, or linear before 2026-12-07) onto the prepared grid
+through the known motion, predicted and compared with the BraTS-way labels; ``on_brats_grid``: the raw series resampled onto the BraTS-way grid itself (the
 found registration chained with the known motion of the reference: an oracle atlas alignment),
 skull-stripped by the fallback, predicted and compared there, with volumes.
 
@@ -59,7 +59,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from brainsegfounder.clinical.prepare import load_prepared
+from brainsegfounder.clinical.prepare import load_prepared, resample_series
 from brainsegfounder.clinical.truth import dice, registration_errors, truth_on_prepared
 
 
@@ -150,17 +150,17 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
     scheme, modalities = get_scheme("brats2021"), ("flair", "t1ce", "t1", "t2")
     for cid in results["cases"]:
         prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        interpolation = prepared.record.get("interpolation", "linear")  # as the raw path resampled
         motion = sitk.ReadTransform(str(truth / f"{prepared.record['reference']}_motion.tfm"))  # reference -> case
         grid, source = image_of_geometry(prepared.record["grid"]), sitk.ReadImage(str(out / "cases" / cid / f"{cid}_t1.nii.gz"))
         images = {}
         for m in modalities:
             case_image = sitk.ReadImage(str(out / "cases" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
-            sitk.WriteImage(sitk.Resample(case_image, grid, chain(prepared.to_reference(), motion), sitk.sitkLinear, 0.0,
-                                          sitk.sitkFloat32),
+            sitk.WriteImage(resample_series(case_image, grid, chain(prepared.to_reference(), motion), interpolation),
                             str(_folder(out / "resampled" / cid) / f"{cid}_{m}.nii.gz"))
             native = sitk.ReadImage(str(out / "raw" / "nifti" / cid / f"{cid}_{m}.nii.gz"), sitk.sitkFloat32)
             to_series = chain(motion.GetInverse(), prepared.series_transform(m))  # case -> reference -> series
-            images[m] = sitk.Resample(native, source, to_series, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+            images[m] = resample_series(native, source, to_series, interpolation)
         mask, _ = brain_mask(images["t1"], "fallback")
         for m, image in images.items():
             sitk.WriteImage(sitk.Mask(image, mask), str(_folder(out / "on_brats_grid" / cid) / f"{cid}_{m}.nii.gz"))

