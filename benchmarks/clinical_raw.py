@@ -35,6 +35,13 @@ alone allow. Two label maps on grids a few degrees and a fraction of a voxel apa
 better than this, whatever the model. Beside it, each predict against the truth: the BraTS-way one
 on its own grid, the raw one against the truth carried to the prepared grid (floor included).
 
+With ``--atlas case``, each raw study is prepared onto its own BraTS-way case's grid (``--atlas`` with
+that case's skull-stripped T1: as BraTS prepares onto SRI24, the synthetic case's atlas being its own
+space), one predict per case into ``pred_raw/by_case/<case_id>``; the two label maps are then compared
+voxel for voxel, and the row adds the registration's error onto the case against the known motion.
+``--agreement_picture PATH`` draws, for the case whose whole tumour agrees least, the slice where
+the two differ most.
+
 ``--postprocess largest`` gives both predicts predict's ``--postprocess largest`` (only the largest
 connected lesion kept); the controls of ``--diagnose`` predict without it.
 
@@ -59,8 +66,11 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from benchmarks.clinical_raw_report import agreement_picture, picture, raw_folder, summarize
 from brainsegfounder.clinical.prepare import load_prepared, resample_series
 from brainsegfounder.clinical.truth import dice, registration_errors, truth_on_prepared
+
+CASE_ATLAS = "case"  # --atlas case: each raw study prepared onto its own BraTS-way case's grid
 
 
 def _volumes(path: Path) -> dict[str, dict[str, float]]:
@@ -86,8 +96,14 @@ def measure(ckpt: list[str], out: Path, subjects: int, seed: int, source_spacing
     predict(list(ckpt), [str(out / "cases")], str(out / "pred_brats"), device="cpu", postprocess=postprocess)
     timings["predict_brats_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    predict(list(ckpt), [str(out / "raw" / "dicom" / c.subject_id) for c in cases], str(out / "pred_raw"), device="cpu",
-            spacing=spacing, skull_strip=skull_strip, atlas=atlas, postprocess=postprocess)
+    studies = [str(out / "raw" / "dicom" / c.subject_id) for c in cases]
+    if atlas == CASE_ATLAS:  # each study onto its own BraTS-way case's grid, the case's T1 the template
+        for case, study in zip(cases, studies, strict=True):
+            predict(list(ckpt), [study], str(raw_folder(out, case.subject_id, create=True)), device="cpu",
+                    spacing=spacing, skull_strip=skull_strip, atlas=str(case.images["t1"]), postprocess=postprocess)
+    else:
+        predict(list(ckpt), studies, str(out / "pred_raw"), device="cpu", spacing=spacing, skull_strip=skull_strip,
+                atlas=atlas, postprocess=postprocess)
     timings["predict_raw_s"] = time.perf_counter() - started
     return compare(out, {"timings_s": {k: round(v, 1) for k, v in timings.items()}, "cases": {}})
 
@@ -98,25 +114,29 @@ def compare(out: Path, results: dict) -> dict:
     The two label maps lie on grids a few degrees apart: the BraTS-way one is carried onto the prepared
     grid region by region (:func:`~brainsegfounder.clinical.truth.carry_label`, the headline
     ``region_dice_raw_vs_brats``) and, as earlier runs did, by nearest neighbour
-    (``region_dice_raw_vs_brats_nearest``, which costs a thin region several points by itself).
+    (``region_dice_raw_vs_brats_nearest``, which costs a thin region several points by itself). With
+    ``--atlas case`` both lie on the BraTS-way grid and are compared voxel for voxel, and the row adds
+    ``atlas_registration_error_mm``: the found registration onto the case against the known motion.
     """
     from brainsegfounder.data.layouts import find_cases
     from brainsegfounder.data.regions import get_scheme
 
-    brats, raw = _volumes(out / "pred_brats" / "volumes.csv"), _volumes(out / "pred_raw" / "volumes.csv")
-    scheme = get_scheme("brats2021")
+    brats, scheme = _volumes(out / "pred_brats" / "volumes.csv"), get_scheme("brats2021")
     for case in find_cases("brats2021", out / "cases"):
         cid = case.subject_id
-        prepared = load_prepared(out / "pred_raw" / "prepared" / cid)
+        raw = _volumes(raw_folder(out, cid) / "volumes.csv")
+        prepared = load_prepared(raw_folder(out, cid) / "prepared" / cid)
         truth = out / "raw" / "truth" / cid
         errors = registration_errors(prepared, truth)
+        if _on_grid_of(prepared, case.images["t1"]) and prepared.record.get("atlas"):
+            results["cases"].setdefault(cid, {})["atlas_registration_error_mm"] = _atlas_error(prepared, truth, case)
         stripping = prepared.record["skull_strip"]
         brain_dice = None
         if stripping.get("mask"):
             mask = sitk.GetArrayFromImage(sitk.ReadImage(str(prepared.folder / stripping["mask"])))
-            true_brain = sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, case.images["t1"]))
+            true_brain = _carried(prepared, truth, case.images["t1"])
             brain_dice = dice(mask, true_brain > 0)
-        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(raw_folder(out, cid) / f"{cid}.nii.gz")))
         theirs = out / "pred_brats" / f"{cid}.nii.gz"
         volume_diff = {k: (raw[cid][k] - brats[cid][k]) / brats[cid][k] if brats[cid][k] else None for k in brats[cid]}
         results["cases"].setdefault(cid, {}).update({
@@ -130,8 +150,38 @@ def compare(out: Path, results: dict) -> dict:
 
 
 def _carried(prepared, truth: Path, label: Path, scheme=None):
-    """A label map of the source grid on the prepared grid (region by region given ``scheme``)."""
+    """A label map of the source grid on the prepared grid (region by region given ``scheme``); as it is
+    when the prepared grid is that very grid (``--atlas case``: the raw path put its labels there)."""
+    if _on_grid_of(prepared, label):
+        return sitk.GetArrayFromImage(sitk.ReadImage(str(label)))
     return sitk.GetArrayFromImage(truth_on_prepared(prepared, truth, label, scheme))
+
+
+def _on_grid_of(prepared, image: Path) -> bool:
+    """Whether the prepared grid is ``image``'s voxel grid."""
+    import numpy as np
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(image))
+    reader.ReadImageInformation()
+    grid = prepared.record["grid"]
+    return (tuple(reader.GetSize()) == tuple(grid["size"]) and np.allclose(reader.GetSpacing(), grid["spacing"])
+            and np.allclose(reader.GetOrigin(), grid["origin"], atol=1e-3)
+            and np.allclose(reader.GetDirection(), np.ravel(grid["direction"]), atol=1e-6))
+
+
+def _atlas_error(prepared, truth: Path, case) -> float:
+    """Mean distance (mm, over the case's brain) between the found case -> reference registration and the
+    known one (the inverse of the reference's motion)."""
+    import numpy as np
+
+    from brainsegfounder.clinical.registration import registration_error
+    from brainsegfounder.data.geometry import matrix_of, physical_points
+
+    motion = matrix_of(sitk.ReadTransform(str(truth / f"{prepared.record['reference']}_motion.tfm")))
+    brain = sitk.ReadImage(str(case.images["t1"]))
+    points = physical_points(brain, sitk.GetArrayViewFromImage(brain) > 0)
+    return registration_error(matrix_of(prepared.to_reference()), np.linalg.inv(motion), points)
 
 
 def _regions(scheme, a, b) -> dict[str, float]:
@@ -149,7 +199,7 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
 
     scheme, modalities = get_scheme("brats2021"), ("flair", "t1ce", "t1", "t2")
     for cid in results["cases"]:
-        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        prepared, truth = load_prepared(raw_folder(out, cid) / "prepared" / cid), out / "raw" / "truth" / cid
         interpolation = prepared.record.get("interpolation", "linear")  # as the raw path resampled
         motion = sitk.ReadTransform(str(truth / f"{prepared.record['reference']}_motion.tfm"))  # reference -> case
         grid, source = image_of_geometry(prepared.record["grid"]), sitk.ReadImage(str(out / "cases" / cid / f"{cid}_t1.nii.gz"))
@@ -168,7 +218,7 @@ def diagnose(ckpt: list[str], out: Path, results: dict) -> dict:
         predict(list(ckpt), [str(out / name)], str(out / f"pred_{name}"), device="cpu")
     volumes = _volumes(out / "pred_on_brats_grid" / "volumes.csv")
     for cid, row in results["cases"].items():
-        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        prepared, truth = load_prepared(raw_folder(out, cid) / "prepared" / cid), out / "raw" / "truth" / cid
         theirs = _carried(prepared, truth, out / "pred_brats" / f"{cid}.nii.gz", scheme)
         resampled = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_resampled" / f"{cid}.nii.gz")))
         brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
@@ -187,47 +237,15 @@ def against_truth(out: Path, results: dict) -> dict:
 
     scheme = get_scheme("brats2021")
     for cid, row in results["cases"].items():
-        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        prepared, truth = load_prepared(raw_folder(out, cid) / "prepared" / cid), out / "raw" / "truth" / cid
         label = out / "cases" / cid / f"{cid}_seg.nii.gz"
         truth_here = _carried(prepared, truth, label, scheme)
         brats = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_brats" / f"{cid}.nii.gz")))
-        raw = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / f"{cid}.nii.gz")))
+        raw = sitk.GetArrayFromImage(sitk.ReadImage(str(raw_folder(out, cid) / f"{cid}.nii.gz")))
         row["brats_vs_truth_dice"] = _regions(scheme, brats, sitk.GetArrayFromImage(sitk.ReadImage(str(label))))
         row["raw_vs_truth_dice"] = _regions(scheme, raw, truth_here)  # the truth carried over: floor included
     (out / "clinical_raw.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
-
-
-def summarize(runs: list[Path]) -> str:
-    """A Markdown table of several runs' figures over their cases (``--summarize``): one column per run,
-    so that checkpoints measured on the same cases (``--cases_from``) sit side by side. Each figure is
-    the mean over the cases, and for the acceptance's two rows also the worst case."""
-    import numpy as np
-
-    rows = (("volume_relative_difference", "volume raw vs BraTS-way, mean absolute difference %", np.mean),
-            ("volume_relative_difference", "volume raw vs BraTS-way, largest absolute difference %", np.max),
-            ("region_dice_raw_vs_brats", "Dice raw vs BraTS-way, mean", np.mean),
-            ("region_dice_raw_vs_brats", "Dice raw vs BraTS-way, lowest", np.min),
-            ("region_dice_raw_vs_brats_nearest", "the same carried by nearest neighbour, mean", np.mean),
-            ("region_dice_raw_vs_brats_nearest", "the same carried by nearest neighbour, lowest", np.min),
-            ("raw_vs_truth_dice", "raw predict vs truth, mean", np.mean),
-            ("brats_vs_truth_dice", "BraTS-way predict vs truth, mean", np.mean))
-    figures = [json.loads((run / "clinical_raw.json").read_text())["cases"] for run in runs]
-    lines = ["| | " + " | ".join(run.name for run in runs) + " |", "| --- |" + " --- |" * len(runs)]
-    for key, title, over_cases in rows:
-        volume, cells = key.startswith("volume"), []
-        for cases in figures:
-            per_case = [row[key] for row in cases.values() if key in row]
-            if not per_case:
-                cells.append("-")
-                continue
-            values = [over_cases([abs(v[k]) * 100 if volume else v[k] for v in per_case]) for k in per_case[0]]
-            # Four decimals: a Dice of 0.9496 printed as 0.950 would read as meeting a 0.95 target.
-            cells.append(" / ".join(f"{v:.1f}" if volume else f"{v:.4f}" for v in values))
-        lines.append(f"| {title} (TC / WT / ET) | " + " | ".join(cells) + " |")
-    cases = sorted({cid for c in figures for cid in c})
-    lines.append(f"\n{len(cases)} case(s): {', '.join(cases)}.")
-    return "\n".join(lines)
 
 
 def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: float) -> dict:
@@ -243,7 +261,7 @@ def floor(out: Path, results: dict, subjects: int, seed: int, source_spacing: fl
     scheme = get_scheme("brats2021")
     results = against_truth(out, results)
     for cid, row in results["cases"].items():
-        prepared, truth = load_prepared(out / "pred_raw" / "prepared" / cid), out / "raw" / "truth" / cid
+        prepared, truth = load_prepared(raw_folder(out, cid) / "prepared" / cid), out / "raw" / "truth" / cid
         # The generator draws its tumours on the voxel grid, so the fine subject's tumour is not the source's:
         # the fine labels are the truth of both sides, sampled on the source grid for the BraTS-way one.
         fine_label = out / "fine" / cid / f"{cid}_seg.nii.gz"
@@ -271,36 +289,6 @@ def _folder(path: Path) -> Path:
     return path
 
 
-def picture(out: Path, case_id: str, path: Path) -> Path:
-    """The native FLAIR (its own 5 mm axial slices) at the slice with the most tumour, under the labels
-    predict wrote on that grid (BraTS colours: 1 red, 2 green, 4 yellow) beside the FLAIR alone."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.colors import ListedColormap
-
-    flair = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "raw" / "nifti" / case_id / f"{case_id}_flair.nii.gz")))
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "pred_raw" / "native" / f"{case_id}_flair.nii.gz")))
-    k = int(np.argmax((label > 0).sum(axis=(1, 2))))
-    image, labels = flair[k], label[k]  # LPS rows and columns: anterior up, the patient's left on the right
-    colours = ListedColormap(["#e41a1c", "#4daf4a", "#ffd92f"])
-    shown = np.ma.masked_where(labels == 0, np.select([labels == 1, labels == 2, labels == 4], [0, 1, 2], 0))
-    figure, axes = plt.subplots(1, 2, figsize=(8, 4.2))
-    for axis, overlay in zip(axes, (False, True), strict=True):
-        axis.imshow(image, cmap="gray", vmax=np.percentile(flair, 99.5))
-        if overlay:
-            axis.imshow(shown, cmap=colours, vmin=0, vmax=2, alpha=0.45, interpolation="nearest")
-        axis.set_axis_off()
-    axes[0].set_title(f"native FLAIR, slice {k + 1} of {flair.shape[0]} (skull on)", fontsize=9)
-    axes[1].set_title("predict's labels on this grid (NCR red, ED green, ET yellow)", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.clinical_raw", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", nargs="+", default=[], help="one checkpoint, or several (an ensemble)")
@@ -311,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=2.0)
     parser.add_argument("--grids", default="clinical")
     parser.add_argument("--skull_strip", default="auto")
-    parser.add_argument("--atlas", default=None, help="prepare the raw studies onto this atlas (mni152 or a file)")
+    parser.add_argument("--atlas", default=None, help="prepare the raw studies onto this atlas (mni152 or a file), "
+                        "or 'case': each onto its own BraTS-way case's grid, registered to that case's T1 (as BraTS "
+                        "registers onto SRI24), compared voxel for voxel")
     parser.add_argument("--postprocess", default="none", help="predict's --postprocess on both sides (none, largest)")
     parser.add_argument("--diagnose", action="store_true", help="also the two controls of the module's text")
     parser.add_argument("--floor", action="store_true", help="also the perfect model's agreement (module's text)")
@@ -323,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                         "another checkpoint)")
     parser.add_argument("--summarize", type=Path, nargs="+", help="only print a table of these finished --out folders")
     parser.add_argument("--picture", type=Path, help="also draw the first case's native FLAIR with its labels here")
+    parser.add_argument("--agreement_picture", type=Path, help="with --atlas case: also draw where the two predicts "
+                        "differ most, on the case whose whole tumour agrees least, here")
     args = parser.parse_args(argv)
     if args.summarize:
         print(summarize(args.summarize))
@@ -350,9 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         results = floor(args.out, results, args.subjects, args.seed, args.source_spacing)
     if args.picture is not None:
         picture(args.out, next(iter(results["cases"])), args.picture)
+    if args.agreement_picture is not None:
+        worst = min(results["cases"], key=lambda cid: results["cases"][cid]["region_dice_raw_vs_brats"]["WT"])
+        agreement_picture(args.out, worst, args.agreement_picture)
     for cid, row in results["cases"].items():
         errors = ", ".join(f"{m} {e:.2f}" for m, e in row["registration_error_mm"].items())
         print(f"{cid}: registration error (mm, vs reference {row['reference']}): {errors}")
+        if "atlas_registration_error_mm" in row:
+            print(f"  onto the BraTS-way grid: registration error {row['atlas_registration_error_mm']:.2f} mm")
         if row["brain_dice"] is not None:
             print(f"  brain mask Dice {row['brain_dice']:.4f} ({row['brain_method']})")
         for key, diff in row["volume_relative_difference"].items():
@@ -365,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                            ("floor_dice", "a perfect model's floor (the grids alone)"),
                            ("floor_dice_nearest", "the floor, carried by nearest neighbour"),
                            ("brats_vs_truth_dice", "BraTS-way predict vs the truth"),
-                           ("raw_vs_truth_dice", "raw predict vs the truth carried to the prepared grid")):
+                           ("raw_vs_truth_dice", "raw predict vs the truth on the prepared grid")):
             if key in row:
                 print(f"  {title}: " + ", ".join(f"{k} {v:.4f}" for k, v in row[key].items()))
         if "on_brats_grid_volumes_ml" in row:

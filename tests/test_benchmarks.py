@@ -88,3 +88,30 @@ def test_clinical_raw_summary_is_the_mean_over_cases_per_run(tmp_path):
     assert table[6] == "| the same carried by nearest neighbour, mean (TC / WT / ET) | - | - |"  # older runs lack it
     assert table[8] == "| raw predict vs truth, mean (TC / WT / ET) | - | 0.5000 / 0.5000 / 0.5000 |"
     assert "2 case(s): c0, c1" in table[-1]
+
+
+def test_clinical_raw_compares_labels_on_one_grid_voxel_for_voxel(tmp_path):
+    """--atlas case: a BraTS-way label already on the prepared grid is taken as it is (nothing carried,
+    no interpolation), while a grid half a voxel off is not taken for it."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from benchmarks.clinical_raw import _carried, _on_grid_of
+    from brainsegfounder.data.geometry import geometry_of
+
+    label = np.zeros((12, 14, 16), np.uint8)
+    label[3:5, 4:9, 5:6] = 4  # a thin rim: any resampling would change it
+    image = sitk.GetImageFromArray(label)
+    image.SetSpacing((1.0, 1.0, 1.0))
+    image.SetOrigin((98.0, 134.0, -72.0))
+    image.SetDirection((-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0))
+    path = tmp_path / "seg.nii.gz"
+    sitk.WriteImage(image, str(path))
+    prepared = SimpleNamespace(record={"grid": geometry_of(sitk.ReadImage(str(path)))})
+    assert _on_grid_of(prepared, path)
+    assert np.array_equal(_carried(prepared, tmp_path / "no_truth_needed", path), label)
+    image.SetOrigin((98.5, 134.0, -72.0))
+    sitk.WriteImage(image, str(tmp_path / "moved.nii.gz"))
+    assert not _on_grid_of(prepared, tmp_path / "moved.nii.gz")
