@@ -216,7 +216,7 @@ def predict(
     columns += ["non_finite_voxels"] if non_finite == "zero" else []
     columns += ["missing_modalities"] if predictor.accepts_missing or predictor.subset else []
     columns += ["expected_dice", "flag", "review"] if uncertainty else []
-    columns += ["volumes_on"] if prepared else []
+    columns += ["volumes_on", "thick_slices"] if prepared else []
     volumes_path = output / writers.VOLUMES_FILE
     # This run's own temporary folder: other predicts into the same --output use their own.
     partial_root = output / writers.PARTIAL_FOLDER
@@ -279,7 +279,10 @@ def predict(
                     if "missing_modalities" in columns:
                         row["missing_modalities"] = "+".join(missing[sid])
                     if sid in prepared:
+                        from brainsegfounder.clinical.prepare import thick_series
+
                         row["volumes_on"] = prepared[sid].record["volumes_on"]
+                        row["thick_slices"] = "; ".join(f"{m} {mm:g} mm" for m, mm in thick_series(prepared[sid].record).items())
                     if uncertainty:
                         row.update(review_columns(result, predictor.calibrated, cutoff, flag_cases, flag_source))
                     # Files, record entries and the volumes row go in together, merged with what other

@@ -43,7 +43,7 @@ from brainsegfounder.data.geometry import corners, geometry_of, grid_covering
 from brainsegfounder.utils.errors import ConfigError, DataError
 
 __all__ = ["PreparedCase", "prepare_study", "load_prepared", "find_series", "digest_of", "write_image",
-           "resample_series", "INTERPOLATIONS", "PREPARATION", "RECORD_FILE"]
+           "resample_series", "thick_series", "INTERPOLATIONS", "PREPARATION", "RECORD_FILE", "THICK_SLICE_MM"]
 
 PREPARATION = "preparation"
 RECORD_FILE = "preparation.json"
@@ -54,6 +54,10 @@ _REFERENCE_ORDER = ("t1ce", "t1", "t2", "flair")
 #: voxel; on the raw-study benchmark it moved this model's reading closer to the BraTS-way case on
 #: every region (docs/clinical.md, "Resampling with cubic B-splines").
 INTERPOLATIONS = {"bspline": "sitkBSpline", "linear": "sitkLinear"}
+#: A series with voxels longer than this (mm) along an axis is thick-sliced: between its slices the
+#: prepared images are interpolated, and what is seen mainly on it (the oedema, on a FLAIR) is less
+#: certain than from thin slices (docs/clinical.md, "Thick slices"). Said, and kept in volumes.csv.
+THICK_SLICE_MM = 3.0
 #: Brain masks outside this range (mL) do not look like an adult brain: said, not refused.
 _BRAIN_ML = (500.0, 2500.0)
 
@@ -206,6 +210,10 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
     for line in skipped:
         say(f"{case_id}: skipped series {line}")
     native = {name: read_series(item) for name, item in chosen.items()}
+    for name, image in native.items():
+        if max(image.GetSpacing()) > THICK_SLICE_MM:
+            say(f"{case_id}: {name} ({chosen[name].label}) has {max(image.GetSpacing()):g} mm slices: between them the "
+                f"prepared images are interpolated, so what is seen mainly on it is less certain than from thin slices")
     ref = _reference(native, reference)
     direction = np.diag([-1.0, -1.0, 1.0])  # LPS axes of a RAS-ordered grid
     grid = grid_covering(corners(native[ref]), direction, (float(spacing),) * 3)
@@ -276,6 +284,18 @@ def prepare_study(source: str | Path, out: str | Path, modalities: Sequence[str]
     partial.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(partial, folder / PREPARATION / RECORD_FILE)
     return PreparedCase(case_id, folder, images, record)
+
+
+def thick_series(record: dict) -> dict[str, float]:
+    """Modality -> its largest voxel side (mm), for the series of a preparation record thicker than
+    :data:`THICK_SLICE_MM` (``volumes.csv``'s ``thick_slices``).
+
+    >>> thick_series({"series": {"flair": {"native_grid": {"spacing": [0.9, 0.9, 5.0]}},
+    ...                          "t1": {"native_grid": {"spacing": [1.0, 1.0, 1.0]}}}})
+    {'flair': 5.0}
+    """
+    sides = {name: max(series["native_grid"]["spacing"]) for name, series in record["series"].items()}
+    return {name: round(float(side), 2) for name, side in sides.items() if side > THICK_SLICE_MM}
 
 
 def load_prepared(folder: str | Path) -> PreparedCase:

@@ -98,7 +98,7 @@ def native_pictures(predictions: str | Path, case_id: str, scheme) -> list[Nativ
     import SimpleITK as sitk
 
     from brainsegfounder.clinical.native import NATIVE_FOLDER
-    from brainsegfounder.clinical.prepare import PREPARATION, load_prepared
+    from brainsegfounder.clinical.prepare import PREPARATION, THICK_SLICE_MM, load_prepared
     from brainsegfounder.data.regions import get_scheme
     from brainsegfounder.utils.errors import DataError
 
@@ -126,6 +126,9 @@ def native_pictures(predictions: str | Path, case_id: str, scheme) -> list[Nativ
         name = f"series {entry['series_number']} '{entry['description']}'" if entry.get("series_number") is not None \
             else entry["description"]
         caption = f"{modality.upper()}: {name}, {sx:.2g} x {sy:.2g} x {sz:.2g} mm, slice {k + 1} of {voxels.shape[0]}"
+        if max(sx, sy, sz) > THICK_SLICE_MM:
+            caption += ("; thick slices: between them the prepared images are interpolated, so what is seen mainly "
+                        "on this series is less certain")
         title = f"{modality.upper()}, slice {k + 1}/{voxels.shape[0]}"
         pictures.append(NativePicture(modality, caption, _draw(voxels[k], labels[k], (sx, sy), scheme, title,
                                                                image.GetDirection())))

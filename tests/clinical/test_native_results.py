@@ -90,6 +90,8 @@ def test_the_report_shows_every_series_as_acquired_under_its_labels(prepared, ra
     page = (out / "report.html").read_text()
     assert page.count('<figure class="native">') == 4 and "The series as acquired" in page
     assert "FLAIR: series 3 &#x27;AX T2 FLAIR&#x27;, 1.8 x 1.8 x 5 mm, slice" in page
+    captions = dict(re.findall(r"<figcaption>(\w+): ([^<]*)</figcaption>", page))
+    assert "thick slices: between them" in captions["FLAIR"] and "thick slices" not in captions["T1CE"]
     png = re.search(r'alt="FLAIR: [^"]*" data-src="data:image/png;base64,([^"]+)"', page).group(1)
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))).convert("RGB")).reshape(-1, 3).astype(int)
     coloured = (pixels.max(axis=1) - pixels.min(axis=1)) > 80  # the labels over a grey image

@@ -22,6 +22,8 @@ def test_predict_takes_a_dicom_study_and_writes_results_on_every_native_grid(che
     assert predict_main(args) == 0, capsys.readouterr().err
     err = capsys.readouterr().err
     assert "skipped series 1 'localizer' (a localizer)" in err and "registered to t1ce" in err
+    # The small grids' FLAIR (1.8 x 1.8 x 5 mm) and T2 (1.5 x 1.5 x 4 mm) are thick-sliced: said, and kept.
+    assert "flair (3 'AX T2 FLAIR') has 5 mm slices: between them the prepared images are interpolated" in err
     label = nib.load(out / f"{CASE}.nii.gz")
     assert np.allclose(np.diag(label.affine)[:3], 2.0)
     assert label.shape == nib.load(out / "prepared" / CASE / f"{CASE}_flair.nii.gz").shape
@@ -33,6 +35,7 @@ def test_predict_takes_a_dicom_study_and_writes_results_on_every_native_grid(che
     with open(out / "volumes.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["volumes_on"].startswith("the prepared grid (2 mm")
+    assert rows[0]["thick_slices"] == "flair 5 mm; t2 4 mm"
     assert checksums(study) == before
     assert predict_main(args) == 0  # a rerun reuses the preparation and skips the case
     err = capsys.readouterr().err

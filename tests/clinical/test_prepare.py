@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from brainsegfounder.clinical.brain import FALLBACK
-from brainsegfounder.clinical.prepare import load_prepared, prepare_study, resample_series
+from brainsegfounder.clinical.prepare import load_prepared, prepare_study, resample_series, thick_series
 from brainsegfounder.clinical.truth import dice, registration_errors, truth_on_prepared
 from brainsegfounder.inference.inputs import find_inputs
 from brainsegfounder.utils.errors import DataError
@@ -48,6 +48,7 @@ def test_the_prepared_case_is_a_brats_case_folder_on_the_asked_grid(prepared):
     record = json.loads((prepared.folder / "preparation" / "preparation.json").read_text())
     assert record["reference"] == "t1ce" and record["volumes_on"].startswith("the prepared grid (2 mm")
     assert record["interpolation"] == "bspline"
+    assert thick_series(record) == {"flair": 5.0, "t2": 4.0}  # the small grids' thick FLAIR and T2
     for modality in MODALITIES:
         assert (prepared.folder / record["series"][modality]["transform"]).exists()
         assert record["series"][modality]["series_instance_uid"] and record["series"][modality]["files"]
